@@ -1,0 +1,56 @@
+/**
+ * Renders the snapshot JSON (protocol/snapshot.ts) from a state, at a given time.
+ *
+ * Built as a string rather than through JSON.stringify of an object so that `duration_seconds` always carries one
+ * decimal (`2.0`, as PocketPaw's Python writes it; clients that type-check floats see a float) and so that the
+ * time-independent parts can be compared without the timing fields.
+ */
+import type { GlobalState } from '../../protocol/snapshot.ts';
+import type { Session, StatusState } from './fold.ts';
+
+export interface SessionFilter {
+  readonly sessions: ReadonlySet<string> | null;
+  readonly channels: ReadonlySet<string> | null;
+}
+
+export const NO_FILTER: SessionFilter = { sessions: null, channels: null };
+
+export function matches(filter: SessionFilter, s: Session): boolean {
+  return (filter.sessions === null || filter.sessions.has(s.key)) && (filter.channels === null || filter.channels.has(s.channel));
+}
+
+export function globalState(state: StatusState): GlobalState {
+  if (state.sessions.size === 0) return 'idle';
+  for (const s of state.sessions.values()) if (s.state === 'error') return 'degraded';
+  return 'active';
+}
+
+/**
+ * The snapshot in two forms: `json`, the wire body, and `fingerprint`, the same without the timing fields
+ * (`uptime_seconds`, `duration_seconds`), which is what decides whether a client has seen a change.
+ */
+export interface RenderedSnapshot {
+  readonly json: string;
+  readonly fingerprint: string;
+}
+
+export function renderSnapshot(state: StatusState, now: number, startedAt: number, filter: SessionFilter = NO_FILTER): RenderedSnapshot {
+  const global = `{"global":{"state":"${globalState(state)}","active_sessions":${state.sessions.size},"max_concurrent":${state.maxConcurrent},"uptime_seconds":`;
+  const uptime = Math.max(0, Math.floor((now - startedAt) / 1000));
+  let json = `${global}${uptime}},"sessions":[`;
+  let fingerprint = `${global}},"sessions":[`;
+  let first = true;
+  for (const s of state.sessions.values()) {
+    if (filter !== NO_FILTER && !matches(filter, s)) continue;
+    const head = `${first ? '' : ','}{"session_key":${JSON.stringify(s.key)},"session_id":${JSON.stringify(s.sessionId)},"channel":${JSON.stringify(s.channel)},"title":${str(s.title)},"state":"${s.state}","tool_name":${str(s.toolName)},"duration_seconds":`;
+    const tail = `,"token_usage":${s.tokens ? `{"input":${s.tokens.input},"output":${s.tokens.output}}` : 'null'},"error_message":${str(s.errorMessage)}}`;
+    json += head + Math.max(0, (now - s.stateSince) / 1000).toFixed(1) + tail;
+    fingerprint += head + tail;
+    first = false;
+  }
+  return { json: json + ']}', fingerprint: fingerprint + ']}' };
+}
+
+function str(value: string | null): string {
+  return value === null ? 'null' : JSON.stringify(value);
+}

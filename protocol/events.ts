@@ -1,0 +1,88 @@
+/**
+ * Protocol v1: the events an agent writes to the ingest socket, one JSON object per line.
+ *
+ * This file is the wire contract. The daemon validates every line against it, the emitters are typed by it, and
+ * protocol/README.md documents it for agent authors in other languages. Names and payload fields are PocketPaw's own,
+ * so a PocketPaw bus subscriber can forward `{"type": event_type, ...data}` unchanged.
+ */
+import { z } from 'zod';
+
+export const PROTOCOL_VERSION = 1;
+
+/** Every event type this version understands. Other types are ignored (and counted), for forward compatibility. */
+export const EVENT_TYPES = [
+  'hello',
+  'agent_start',
+  'thinking',
+  'tool_start',
+  'tool_result',
+  'stream_start',
+  'stream_end',
+  'ask_user_question',
+  'token_usage',
+  'error',
+  'title',
+  'agent_end',
+] as const;
+export type EventType = (typeof EVENT_TYPES)[number];
+
+const optionalText = z.string().nullish();
+const tokenCount = z.number().int().nonnegative().nullish();
+
+// Fields every event may carry. `session_key` is checked for presence after parsing: an event without one is ignored,
+// not rejected, as upstream does; but a session_key of the wrong type is a malformed event.
+const envelope = {
+  v: z.literal(PROTOCOL_VERSION).optional(),
+  session_key: z.string().optional(),
+};
+
+export const HelloEvent = z.object({
+  type: z.literal('hello'),
+  ...envelope,
+  agent: optionalText,
+  version: z.union([z.string(), z.number()]).nullish(),
+  max_concurrent: z.number().int().positive().nullish(),
+});
+
+export const AgentStartEvent = z.object({ type: z.literal('agent_start'), ...envelope, title: optionalText });
+export const ThinkingEvent = z.object({ type: z.literal('thinking'), ...envelope });
+export const ToolStartEvent = z.object({ type: z.literal('tool_start'), ...envelope, name: optionalText, tool: optionalText });
+export const ToolResultEvent = z.object({
+  type: z.literal('tool_result'),
+  ...envelope,
+  status: optionalText,
+  name: optionalText,
+  result: z.unknown().optional(),
+});
+export const StreamStartEvent = z.object({ type: z.literal('stream_start'), ...envelope });
+export const StreamEndEvent = z.object({ type: z.literal('stream_end'), ...envelope });
+export const AskUserQuestionEvent = z.object({ type: z.literal('ask_user_question'), ...envelope });
+export const TokenUsageEvent = z.object({
+  type: z.literal('token_usage'),
+  ...envelope,
+  input: tokenCount,
+  output: tokenCount,
+  input_tokens: tokenCount,
+  output_tokens: tokenCount,
+});
+export const ErrorEvent = z.object({ type: z.literal('error'), ...envelope, message: optionalText });
+export const TitleEvent = z.object({ type: z.literal('title'), ...envelope, title: optionalText });
+export const AgentEndEvent = z.object({ type: z.literal('agent_end'), ...envelope });
+
+export const StatusEvent = z.discriminatedUnion('type', [
+  HelloEvent,
+  AgentStartEvent,
+  ThinkingEvent,
+  ToolStartEvent,
+  ToolResultEvent,
+  StreamStartEvent,
+  StreamEndEvent,
+  AskUserQuestionEvent,
+  TokenUsageEvent,
+  ErrorEvent,
+  TitleEvent,
+  AgentEndEvent,
+]);
+export type StatusEvent = z.infer<typeof StatusEvent>;
+/** What a producer may write: the same shape, before validation fills nothing in. */
+export type StatusEventInput = z.input<typeof StatusEvent>;
