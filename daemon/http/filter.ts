@@ -1,0 +1,10 @@
+/** `?session=KEY` and `?channel=NAME`, each repeatable: any value of a parameter matches; both must match. */
+import type { Context } from 'hono';
+import { NO_FILTER, type SessionFilter } from '../state/snapshot.ts';
+
+export function filterFromQuery(c: Context): SessionFilter {
+  const sessions = c.req.queries('session');
+  const channels = c.req.queries('channel');
+  if (!sessions && !channels) return NO_FILTER;
+  return { sessions: sessions ? new Set(sessions) : null, channels: channels ? new Set(channels) : null };
+}

@@ -1,0 +1,198 @@
+/**
+ * The ingest socket: accepts producer connections, frames lines, decodes them, and folds the events into the store.
+ *
+ * A bad line costs only itself: it is counted, answered on its own connection (best effort), and the next line is
+ * read normally. A long-lived agent (one that sent `hello`) owns the sessions it drives; when its connection closes
+ * the store marks them `error` so the status never stays "busy" for an agent that died.
+ */
+import { chmodSync, lstatSync, mkdirSync, unlinkSync } from 'node:fs';
+import { dirname } from 'node:path';
+import net from 'node:net';
+import type { StatusEvent } from '../../protocol/events.ts';
+import type { Logger } from '../log.ts';
+import type { Producer } from '../state/fold.ts';
+import type { StatusStore } from '../state/store.ts';
+import { decodeLine, type RejectReason } from './decode.ts';
+import { LineFramer } from './lines.ts';
+import type { IngestStats } from './stats.ts';
+
+export interface IngestOptions {
+  readonly maxLineBytes: number;
+  readonly maxProducers: number;
+}
+
+/** Error answers beyond this much unread output are not written: a producer that never reads costs us nothing. */
+const REPLY_BUFFER_LIMIT = 16 * 1024;
+
+export class StartupError extends Error {}
+
+interface Connection {
+  readonly socket: net.Socket;
+  producer: Producer;
+  rejected: number;
+}
+
+export class IngestServer {
+  private readonly server: net.Server;
+  private readonly connections = new Set<Connection>();
+  private nextProducerId = 1;
+  private ownedPath: string | null = null;
+
+  constructor(
+    private readonly options: IngestOptions,
+    private readonly store: StatusStore,
+    private readonly stats: IngestStats,
+    private readonly log: Logger,
+  ) {
+    this.server = net.createServer((socket) => this.accept(socket));
+  }
+
+  get producerCount(): number {
+    return this.connections.size;
+  }
+
+  /** Binds a path: refuses when another daemon answers on it, replaces a stale socket file, applies the mode. */
+  async listenPath(path: string, mode: number): Promise<void> {
+    await clearStaleSocket(path);
+    mkdirSync(dirname(path), { recursive: true, mode: 0o750 });
+    // The umask makes bind() create the socket with the right mode: no window in which it is wider.
+    const previous = process.umask(~mode & 0o777);
+    try {
+      await listen(this.server, { path });
+    } finally {
+      process.umask(previous);
+    }
+    this.ownedPath = path;
+    chmodSync(path, mode);
+  }
+
+  /** Uses a listening socket passed by systemd. Its file belongs to systemd: it is never unlinked here. */
+  async listenFd(fd: number): Promise<void> {
+    await listen(this.server, { fd });
+  }
+
+  /** Stops accepting, closes every producer connection, and removes the socket file if this process created it. */
+  async close(): Promise<void> {
+    const closed = new Promise<void>((resolve) => this.server.close(() => resolve()));
+    for (const c of this.connections) c.socket.destroy();
+    await closed;
+    if (this.ownedPath) {
+      try {
+        unlinkSync(this.ownedPath);
+      } catch {
+        // Already gone (net.Server.close() unlinks it itself on most platforms).
+      }
+      this.ownedPath = null;
+    }
+  }
+
+  private accept(socket: net.Socket): void {
+    if (this.connections.size >= this.options.maxProducers) {
+      this.stats.producersRefused++;
+      this.log.warn({ limit: this.options.maxProducers }, 'producer refused: too many producers connected');
+      socket.on('error', () => {});
+      socket.end(
+        `${JSON.stringify({ error: `too many producers connected (limit ${this.options.maxProducers}); close idle connections or raise --max-producers` })}\n`,
+      );
+      return;
+    }
+    const conn: Connection = { socket, producer: { id: this.nextProducerId++, agent: false }, rejected: 0 };
+    this.connections.add(conn);
+    this.stats.producersConnected = this.connections.size;
+
+    const max = this.options.maxLineBytes;
+    const framer = new LineFramer(max, {
+      line: (bytes, lineNo) => this.onLine(conn, bytes, lineNo),
+      oversized: (lineNo) => this.reject(conn, lineNo, 'too_long', `line longer than ${max} bytes`),
+    });
+    socket.on('data', (chunk: Buffer) => framer.push(chunk));
+    socket.on('end', () => framer.end());
+    // A reset by the peer is an ordinary way for a producer to go away; 'close' follows.
+    socket.on('error', () => {});
+    socket.on('close', () => this.onClose(conn));
+  }
+
+  private onLine(conn: Connection, bytes: Buffer, lineNo: number): void {
+    const decoded = decodeLine(bytes);
+    if (decoded.kind === 'rejected') return this.reject(conn, lineNo, decoded.reason, decoded.message);
+    if (decoded.kind === 'ignored') {
+      this.stats.ignored[decoded.reason]++;
+      return;
+    }
+    this.onEvent(conn, decoded.event);
+  }
+
+  private onEvent(conn: Connection, event: StatusEvent): void {
+    if (event.type === 'hello') {
+      if (!conn.producer.agent) conn.producer = { id: conn.producer.id, agent: true };
+      this.log.info({ producer: conn.producer.id }, 'agent connected');
+    } else if (event.type !== 'agent_start' && !this.store.state.sessions.has(event.session_key!)) {
+      this.stats.ignored.unknown_session++;
+      return;
+    }
+    this.stats.countEvent(event.type);
+    this.store.apply({ kind: 'event', event, producer: conn.producer });
+  }
+
+  private reject(conn: Connection, lineNo: number, reason: RejectReason, message: string): void {
+    this.stats.rejected[reason]++;
+    if (conn.rejected++ === 0) {
+      this.log.warn({ producer: conn.producer.id, line: lineNo, reason }, 'rejected an event line (further rejects on this connection are summed up when it closes)');
+    }
+    const { socket } = conn;
+    if (socket.writable && socket.writableLength < REPLY_BUFFER_LIMIT) {
+      socket.write(`${JSON.stringify({ error: `line ${lineNo}: ${message}` })}\n`);
+    } else {
+      this.stats.repliesDropped++;
+    }
+  }
+
+  private onClose(conn: Connection): void {
+    if (!this.connections.delete(conn)) return;
+    this.stats.producersConnected = this.connections.size;
+    if (conn.rejected > 1) this.log.warn({ producer: conn.producer.id, rejected: conn.rejected }, 'producer closed after rejected lines');
+    if (conn.producer.agent) {
+      this.log.info({ producer: conn.producer.id }, 'agent disconnected; its unfinished sessions are now in error');
+      this.store.apply({ kind: 'producer_closed', producer: conn.producer.id });
+    }
+  }
+}
+
+function listen(server: net.Server, target: { path: string } | { fd: number }): Promise<void> {
+  return new Promise((resolve, reject) => {
+    const onError = (error: Error) => reject(error);
+    server.once('error', onError);
+    server.listen(target, () => {
+      server.off('error', onError);
+      resolve();
+    });
+  });
+}
+
+/** A socket file nobody answers on is left over from a crash: remove it. One somebody answers on is not ours. */
+async function clearStaleSocket(path: string): Promise<void> {
+  let isSocket: boolean;
+  try {
+    isSocket = lstatSync(path).isSocket();
+  } catch {
+    return; // absent
+  }
+  if (!isSocket) throw new StartupError(`${path} exists and is not a socket; remove it or choose another --socket`);
+  if (await answers(path)) {
+    throw new StartupError(`another daemon is listening on ${path}; stop it, or choose another --socket`);
+  }
+  unlinkSync(path);
+}
+
+function answers(path: string): Promise<boolean> {
+  return new Promise((resolve) => {
+    const probe = net.connect({ path });
+    const done = (live: boolean) => {
+      probe.destroy();
+      resolve(live);
+    };
+    probe.setTimeout(500, () => done(true));
+    probe.once('connect', () => done(true));
+    probe.once('error', (error: NodeJS.ErrnoException) => done(error.code === 'EAGAIN'));
+  });
+}
