@@ -195,7 +195,7 @@ describe('agent_start', () => {
     assert.equal(s.stateSince, T0);
   });
 
-  test('restart in place keeps list position and resets tool, error, tokens and title', () => {
+  test('restart in place keeps list position and title, resets tool, error and tokens', () => {
     let state = feed(
       fresh(),
       T0,
@@ -211,7 +211,7 @@ describe('agent_start', () => {
     assert.equal(s.state, 'thinking');
     assert.equal(s.toolName, null);
     assert.equal(s.tokens, null);
-    assert.equal(s.title, null);
+    assert.equal(s.title, 'first', 'title is set only when given');
     assert.equal(s.stateSince, T0 + 1000);
   });
 

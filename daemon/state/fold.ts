@@ -82,7 +82,8 @@ function foldEvent(state: StatusState, event: StatusEvent, producer: Producer, n
       key,
       channel,
       sessionId: session_id,
-      title: event.title || null,
+      // A title belongs to the conversation, not the run: a restart without one keeps the old one.
+      title: event.title || prev?.title || null,
       state: 'thinking',
       toolName: null,
       stateSince: now,
