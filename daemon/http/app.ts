@@ -1,5 +1,5 @@
 /**
- * The HTTP API as a Hono app: routes and the middleware that applies to all of them.
+ * The HTTP API as a Hono app: cross-cutting middleware first, then the routes.
  */
 import { Hono } from 'hono';
 import type { Logger } from '../log.ts';
@@ -8,20 +8,26 @@ import { jsonError } from './errors.ts';
 import { filterFromQuery } from './filter.ts';
 
 export const STATUS_PATH = '/api/v1/agent/status';
+export const STREAM_PATH = '/api/v1/agent/status/stream';
 
 export interface AppDeps {
   readonly snapshots: Snapshots;
   readonly log: Logger;
 }
 
-export function createApp({ snapshots, log }: AppDeps): Hono {
+export function createApp(deps: AppDeps): Hono {
+  const { snapshots, log } = deps;
   const app = new Hono();
 
+  // --- middleware ---
+
+  // --- routes ---
   app.get(STATUS_PATH, (c) =>
     c.body(snapshots.render(filterFromQuery(c)).json, 200, { 'Content-Type': 'application/json' }),
   );
 
-  for (const path of [STATUS_PATH]) {
+  // --- fallbacks ---
+  for (const path of [STATUS_PATH, STREAM_PATH]) {
     app.all(path, (c) => jsonError(c, 405, 'Method Not Allowed', { Allow: 'GET, HEAD' }));
   }
   app.notFound((c) => jsonError(c, 404, 'Not Found'));
