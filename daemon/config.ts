@@ -41,6 +41,12 @@ function seconds(raw: string): number {
   return n;
 }
 
+function positiveSeconds(raw: string): number {
+  const n = seconds(raw);
+  if (n === 0) throw new ConfigError('expected a number of seconds greater than 0');
+  return n;
+}
+
 function octalMode(raw: string): number {
   if (!/^0?[0-7]{3}$/.test(raw.trim())) throw new ConfigError('expected an octal file mode such as 0660');
   return parseInt(raw.trim(), 8);
@@ -127,6 +133,46 @@ export const SERVE_OPTIONS = {
     help: 'most producer connections at once; one more is refused with a line saying why',
     defaultText: '1024',
     default: () => 1024,
+    parse: integer(1, 1_000_000),
+  }),
+  sseHeartbeat: option({
+    flag: 'sse-heartbeat',
+    arg: 'SECONDS',
+    help: 'write a `: keepalive` comment to a stream silent this long (keep it under 45 s for polyfills)',
+    defaultText: '15',
+    default: () => 15,
+    parse: positiveSeconds,
+  }),
+  sseMinInterval: option({
+    flag: 'sse-min-interval',
+    arg: 'MS',
+    help: 'at most one status event per client per this many milliseconds; a burst ends with the latest state',
+    defaultText: '100',
+    default: () => 100,
+    parse: integer(0, 60_000),
+  }),
+  sseReplay: option({
+    flag: 'sse-replay',
+    arg: 'N',
+    help: 'transitions kept for clients resuming with Last-Event-ID; also the most one client may fall behind',
+    defaultText: '1000',
+    default: () => 1000,
+    parse: integer(1, 1_000_000),
+  }),
+  sseWriteTimeout: option({
+    flag: 'sse-write-timeout',
+    arg: 'SECONDS',
+    help: 'close a stream whose pending write makes no progress for this long',
+    defaultText: '30',
+    default: () => 30,
+    parse: positiveSeconds,
+  }),
+  maxSseClients: option({
+    flag: 'max-sse-clients',
+    arg: 'N',
+    help: 'most SSE streams at once; one more gets 503 with Retry-After',
+    defaultText: '10000',
+    default: () => 10000,
     parse: integer(1, 1_000_000),
   }),
 } as const;

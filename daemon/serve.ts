@@ -11,6 +11,8 @@ import { createApp } from './http/app.ts';
 import { IngestServer } from './ingest/socket.ts';
 import { IngestStats } from './ingest/stats.ts';
 import type { Logger } from './log.ts';
+import { SseHub } from './sse/hub.ts';
+import { SseStats } from './sse/stats.ts';
 import { initialState } from './state/fold.ts';
 import { Snapshots } from './state/snapshots.ts';
 import { StatusStore } from './state/store.ts';
@@ -35,13 +37,30 @@ export async function startDaemon(config: ServeConfig, log: Logger): Promise<Dae
   );
   const stats = new IngestStats();
   const ingest = new IngestServer(config, store, stats, log);
-  await ingest.listenPath(config.socket, config.socketMode);
 
-  const app = createApp({ snapshots: new Snapshots(store, startedAt), log });
+  const snapshots = new Snapshots(store, startedAt);
+  const sseStats = new SseStats();
+  const hub = new SseHub(
+    feed,
+    snapshots,
+    clock,
+    {
+      heartbeatMs: config.sseHeartbeat * 1000,
+      minIntervalMs: config.sseMinInterval,
+      replay: config.sseReplay,
+      writeTimeoutMs: config.sseWriteTimeout * 1000,
+    },
+    sseStats,
+    log,
+  );
+  const app = createApp({ snapshots, hub, sseStats, maxSseClients: config.maxSseClients, log });
   const http = createAdaptorServer({ fetch: app.fetch }) as Server;
   try {
+    await ingest.listenPath(config.socket, config.socketMode);
     await listenHttp(http, config.port, config.host);
   } catch (error) {
+    hub.close();
+    store.close();
     await ingest.close();
     throw error;
   }
@@ -51,6 +70,8 @@ export async function startDaemon(config: ServeConfig, log: Logger): Promise<Dae
   let closing: Promise<void> | null = null;
   const close = () =>
     (closing ??= (async () => {
+      // Streams end cleanly first, so clients reconnect to the restarted daemon; then every other connection.
+      hub.close();
       const httpClosed = new Promise<void>((resolve) => http.close(() => resolve()));
       http.closeAllConnections();
       await Promise.all([ingest.close(), httpClosed]);

@@ -3,21 +3,27 @@
  */
 import { Hono } from 'hono';
 import type { Logger } from '../log.ts';
+import type { SseHub } from '../sse/hub.ts';
+import type { SseStats } from '../sse/stats.ts';
 import type { Snapshots } from '../state/snapshots.ts';
 import { jsonError } from './errors.ts';
 import { filterFromQuery } from './filter.ts';
+import { streamRoute, type NodeEnv } from './stream.ts';
 
 export const STATUS_PATH = '/api/v1/agent/status';
 export const STREAM_PATH = '/api/v1/agent/status/stream';
 
 export interface AppDeps {
   readonly snapshots: Snapshots;
+  readonly hub: SseHub;
+  readonly sseStats: SseStats;
+  readonly maxSseClients: number;
   readonly log: Logger;
 }
 
-export function createApp(deps: AppDeps): Hono {
+export function createApp(deps: AppDeps): Hono<NodeEnv> {
   const { snapshots, log } = deps;
-  const app = new Hono();
+  const app = new Hono<NodeEnv>();
 
   // --- middleware ---
 
@@ -25,6 +31,7 @@ export function createApp(deps: AppDeps): Hono {
   app.get(STATUS_PATH, (c) =>
     c.body(snapshots.render(filterFromQuery(c)).json, 200, { 'Content-Type': 'application/json' }),
   );
+  app.get(STREAM_PATH, streamRoute(deps.hub, deps.sseStats, deps.maxSseClients));
 
   // --- fallbacks ---
   for (const path of [STATUS_PATH, STREAM_PATH]) {

@@ -1,5 +1,6 @@
 /** Counters the SSE hub keeps: plain numbers on the hot path; /metrics reads them when scraped. */
-export const SSE_DROP_REASONS = ['slow', 'write_timeout', 'replay_overflow'] as const;
+// write_timeout: a write made no progress for --sse-write-timeout; replay_overflow: more transitions waited than --sse-replay.
+export const SSE_DROP_REASONS = ['write_timeout', 'replay_overflow'] as const;
 export type SseDropReason = (typeof SSE_DROP_REASONS)[number];
 
 export class SseStats {

@@ -15,7 +15,7 @@ export interface SessionFilter {
 
 export const NO_FILTER: SessionFilter = { sessions: null, channels: null };
 
-export function matches(filter: SessionFilter, s: Session): boolean {
+export function matches(filter: SessionFilter, s: Pick<Session, 'key' | 'channel'>): boolean {
   return (filter.sessions === null || filter.sessions.has(s.key)) && (filter.channels === null || filter.channels.has(s.channel));
 }
 

@@ -1,0 +1,28 @@
+/**
+ * SSE framing (WHATWG server-sent events). Every payload here is compact JSON, which never contains a raw newline, so
+ * one `data:` line per event is exact; ids and event names are ASCII constants, so no field injection is possible.
+ */
+import type { Transition } from '../state/transitions.ts';
+
+export const RETRY_FRAME = 'retry: 2000\n\n';
+export const KEEPALIVE_FRAME = ': keepalive\n\n';
+
+export function statusFrame(id: string, json: string): string {
+  return `id: ${id}\nevent: status\ndata: ${json}\n\n`;
+}
+
+export function transitionFrame(id: string, t: Transition, at: string): string {
+  const data = JSON.stringify({
+    session_key: t.session_key,
+    from: t.from,
+    to: t.to,
+    tool_name: t.tool_name,
+    error_message: t.error_message,
+    at,
+  });
+  return `id: ${id}\nevent: transition\ndata: ${data}\n\n`;
+}
+
+export function resetFrame(reason: string, lastEventId: string): string {
+  return `event: reset\ndata: ${JSON.stringify({ reason, last_event_id: lastEventId })}\n\n`;
+}
