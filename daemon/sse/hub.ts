@@ -275,8 +275,8 @@ export class SseHub {
   private replay(c: Subscriber, lastEventId: string, now: number): void {
     const parsed = parseId(lastEventId);
     let reason: string | null = null;
-    if (!parsed || parsed.seq > this.ids.last) reason = 'that event id was not issued by this daemon';
-    else if (parsed.run !== this.ids.run) reason = 'the daemon restarted since that event id; transitions in between are lost';
+    if (parsed && parsed.run !== this.ids.run) reason = 'the daemon restarted since that event id; transitions in between are lost';
+    else if (!parsed || parsed.seq > this.ids.last) reason = 'that event id was not issued by this daemon';
     else {
       const missed = this.history.since(parsed.seq);
       if (missed === null) reason = `more than ${this.options.replay} transitions happened since that event id; the ones in between are no longer kept`;
