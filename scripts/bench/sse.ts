@@ -1,0 +1,248 @@
+/**
+ * SSE fan-out benchmark: 100, 1,000 and 5,000 subscribers on loopback.
+ *
+ * For each count, against the real daemon and, in the same run, a bare node:http SSE server that reads the same
+ * ingest lines and writes one pre-encoded buffer to every response:
+ * - latency from an event written to the ingest socket to its arrival at every client (p50, p99, max over
+ *   event x client deliveries), measured in this process with one clock;
+ * - server CPU per delivered event (utime + stime from /proc during the event phase / deliveries);
+ * - server memory per connected client (RSS with the clients connected minus RSS before, / clients).
+ *
+ * Run: node --import tsx scripts/bench/sse.ts [--json] [--quick] [--clients 100,1000,5000] [--events 40]
+ */
+import { spawn, type ChildProcess } from 'node:child_process';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import http from 'node:http';
+import net from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { performance } from 'node:perf_hooks';
+import { fileURLToPath } from 'node:url';
+import { printFigures, type Figure } from './figure.ts';
+import { ratioFigure } from './goals.ts';
+
+const ROOT = fileURLToPath(new URL('../..', import.meta.url));
+const STREAM = '/api/v1/agent/status/stream';
+const CLOCK_TICKS = 100; // USER_HZ on Linux
+
+/** The baseline: reads ingest lines from a Unix socket, writes `event: status` with the line to every response. */
+const BARE_SERVER = `
+const http = require('node:http'), net = require('node:net');
+const clients = new Set();
+const server = http.createServer((req, res) => {
+  res.writeHead(200, { 'Content-Type': 'text/event-stream; charset=utf-8', 'Cache-Control': 'no-cache' });
+  res.write('retry: 2000\\n\\n');
+  clients.add(res);
+  res.on('close', () => clients.delete(res));
+});
+let seq = 0;
+const ingest = net.createServer((sock) => {
+  let tail = '';
+  sock.setEncoding('utf8');
+  sock.on('data', (d) => {
+    const lines = (tail + d).split('\\n');
+    tail = lines.pop();
+    for (const line of lines) {
+      if (!line) continue;
+      const buf = Buffer.from('id: ' + (++seq) + '\\nevent: status\\ndata: ' + line + '\\n\\n');
+      for (const res of clients) res.write(buf);
+    }
+  });
+});
+ingest.listen(process.argv[1], () => server.listen(0, '127.0.0.1', () => {
+  process.stderr.write(JSON.stringify({ msg: 'ready', http: 'http://127.0.0.1:' + server.address().port }) + '\\n');
+}));
+process.on('SIGTERM', () => process.exit(0));
+`;
+
+interface Target {
+  readonly name: 'daemon' | 'bare';
+  readonly proc: ChildProcess;
+  readonly url: string;
+  readonly socket: string;
+  readonly dir: string;
+}
+
+async function startTarget(name: Target['name']): Promise<Target> {
+  const dir = mkdtempSync(join(tmpdir(), 'pps-bench-sse-'));
+  const socket = join(dir, 'ingest.sock');
+  const args =
+    name === 'daemon'
+      ? ['--import', 'tsx', join(ROOT, 'daemon/cli.ts'), 'serve', '--port', '0', '--socket', socket, '--sse-min-interval', '0', '--max-sse-clients', '20000']
+      : ['-e', BARE_SERVER, socket];
+  const env = Object.fromEntries(Object.entries(process.env).filter(([k]) => !k.startsWith('POCKETPAW_STATUS_')));
+  const proc = spawn(process.execPath, args, { cwd: ROOT, env, stdio: ['ignore', 'ignore', 'pipe'] });
+  const url = await new Promise<string>((resolve, reject) => {
+    let buf = '';
+    proc.stderr!.setEncoding('utf8');
+    proc.stderr!.on('data', (d: string) => {
+      buf += d;
+      for (const line of buf.split('\n')) {
+        try {
+          const parsed = JSON.parse(line) as { msg?: string; http?: string };
+          if (parsed.msg?.startsWith('ready') && parsed.http) return resolve(parsed.http);
+        } catch {
+          // not a JSON line yet
+        }
+      }
+    });
+    proc.once('exit', (code) => reject(new Error(`${name} exited (${code}) before ready: ${buf}`)));
+  });
+  return { name, proc, url, socket, dir };
+}
+
+async function stopTarget(t: Target): Promise<void> {
+  const exited = new Promise((r) => t.proc.once('exit', r));
+  t.proc.kill('SIGTERM');
+  await exited;
+  rmSync(t.dir, { recursive: true, force: true });
+}
+
+function procStat(pid: number): { cpuSeconds: number; rssBytes: number } {
+  const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+  const cpuSeconds = (Number(fields[11]) + Number(fields[12])) / CLOCK_TICKS;
+  const rss = /VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
+  return { cpuSeconds, rssBytes: Number(rss?.[1] ?? 0) * 1024 };
+}
+
+interface Subscriber {
+  req: http.ClientRequest;
+  arrivals: Map<number, number>;
+}
+
+/** Opens `n` raw SSE connections; each records when it saw marker k (`"title":"m<k>"`). */
+async function subscribe(url: string, n: number): Promise<Subscriber[]> {
+  const agent = new http.Agent({ keepAlive: false, maxSockets: Infinity });
+  const subs: Subscriber[] = [];
+  const batch = 200;
+  for (let i = 0; i < n; i += batch) {
+    await Promise.all(
+      Array.from({ length: Math.min(batch, n - i) }, () =>
+        new Promise<void>((resolve, reject) => {
+          const sub: Subscriber = { req: null as unknown as http.ClientRequest, arrivals: new Map() };
+          sub.req = http.get(`${url}${STREAM}`, { agent }, (res) => {
+            if (res.statusCode !== 200) return reject(new Error(`subscriber got ${res.statusCode}`));
+            res.setEncoding('latin1');
+            res.on('data', (chunk: string) => {
+              const now = performance.now();
+              let at = chunk.indexOf('"title":"m');
+              while (at >= 0) {
+                const end = chunk.indexOf('"', at + 10);
+                const k = Number(chunk.slice(at + 10, end));
+                if (!sub.arrivals.has(k)) sub.arrivals.set(k, now);
+                at = chunk.indexOf('"title":"m', end);
+              }
+            });
+            resolve();
+          });
+          sub.req.on('error', reject);
+          subs.push(sub);
+        }),
+      ),
+    );
+  }
+  return subs;
+}
+
+function percentile(sorted: number[], p: number): number {
+  return sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))]!;
+}
+
+interface Run {
+  p50: number;
+  p99: number;
+  max: number;
+  cpuPerDelivery: number;
+  memoryPerClient: number;
+  lost: number;
+}
+
+async function measure(target: Target, clients: number, events: number): Promise<Run> {
+  const producer = net.connect(target.socket);
+  await new Promise((r) => producer.once('connect', r));
+  const line = (o: object) => `${JSON.stringify(o)}\n`;
+  producer.write(line({ type: 'agent_start', session_key: 'bench:1', title: 'm0' }));
+  await new Promise((r) => setTimeout(r, 300));
+
+  const before = procStat(target.proc.pid!);
+  const subs = await subscribe(target.url, clients);
+  await new Promise((r) => setTimeout(r, 1500));
+  const connected = procStat(target.proc.pid!);
+
+  const sentAt = new Map<number, number>();
+  const cpuStart = procStat(target.proc.pid!).cpuSeconds;
+  for (let k = 1; k <= events; k++) {
+    sentAt.set(k, performance.now());
+    producer.write(line({ type: 'title', session_key: 'bench:1', title: `m${k}` }));
+    // Wait for every client (or a bound) before the next event: latencies are per isolated event.
+    const deadline = performance.now() + 5000;
+    while (subs.some((s) => !s.arrivals.has(k)) && performance.now() < deadline) await new Promise((r) => setTimeout(r, 2));
+    await new Promise((r) => setTimeout(r, 20));
+  }
+  const cpuEnd = procStat(target.proc.pid!).cpuSeconds;
+
+  const latencies: number[] = [];
+  let lost = 0;
+  for (const s of subs) {
+    for (let k = 1; k <= events; k++) {
+      const at = s.arrivals.get(k);
+      if (at === undefined) lost++;
+      else latencies.push(at - sentAt.get(k)!);
+    }
+  }
+  latencies.sort((a, b) => a - b);
+  subs.forEach((s) => s.req.destroy());
+  producer.destroy();
+  const deliveries = latencies.length || 1;
+  return {
+    p50: percentile(latencies, 50),
+    p99: percentile(latencies, 99),
+    max: latencies.at(-1) ?? NaN,
+    cpuPerDelivery: ((cpuEnd - cpuStart) * 1e6) / deliveries,
+    memoryPerClient: (connected.rssBytes - before.rssBytes) / clients,
+    lost,
+  };
+}
+
+export async function benchSse(options: { clients?: number[]; events?: number } = {}): Promise<Figure[]> {
+  const counts = options.clients ?? [100, 1000, 5000];
+  const events = options.events ?? 40;
+  const figures: Figure[] = [];
+  for (const n of counts) {
+    const results: Partial<Record<Target['name'], Run>> = {};
+    for (const name of ['bare', 'daemon'] as const) {
+      const target = await startTarget(name);
+      try {
+        results[name] = await measure(target, n, events);
+      } finally {
+        await stopTarget(target);
+      }
+    }
+    const d = results.daemon!;
+    const b = results.bare!;
+    figures.push(
+      ratioFigure(`SSE p50 latency, ${n} clients`, d.p50, 'ms', b.p50, null),
+      ratioFigure(`SSE p99 latency, ${n} clients`, d.p99, 'ms', b.p99, n === 1000 ? '<= 1.25' : null),
+      ratioFigure(`SSE max latency, ${n} clients`, d.max, 'ms', b.max, null),
+      ratioFigure(`SSE CPU per delivered event, ${n} clients`, d.cpuPerDelivery, 'µs', b.cpuPerDelivery, '<= 1.25'),
+      ratioFigure(`SSE memory per client, ${n} clients`, d.memoryPerClient / 1024, 'KiB', b.memoryPerClient / 1024, '<= 1.25'),
+    );
+    if (d.lost > 0 || b.lost > 0) {
+      process.stderr.write(`warning: ${n} clients: deliveries missing: daemon ${d.lost}, bare ${b.lost}\n`);
+    }
+  }
+  return figures;
+}
+
+if (import.meta.url === `file://${process.argv[1]}`) {
+  const args = process.argv.slice(2);
+  const arg = (name: string) => {
+    const i = args.indexOf(name);
+    return i >= 0 ? args[i + 1] : undefined;
+  };
+  const quick = args.includes('--quick');
+  const clients = arg('--clients')?.split(',').map(Number) ?? (quick ? [100, 1000] : undefined);
+  const events = arg('--events') ? Number(arg('--events')) : quick ? 15 : undefined;
+  printFigures(await benchSse({ clients, events }), args.includes('--json'));
+}
