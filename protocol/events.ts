@@ -29,11 +29,11 @@ export type EventType = (typeof EVENT_TYPES)[number];
 const optionalText = z.string().nullish();
 const tokenCount = z.number().int().nonnegative().nullish();
 
-// Fields every event may carry. `session_key` is checked for presence after parsing: an event without one is ignored,
-// not rejected, as upstream does; but a session_key of the wrong type is a malformed event.
+// Fields every event may carry. `session_key` is checked for presence after parsing: an event without one (absent,
+// null or "") is ignored, not rejected, as upstream does; but a session_key of another type is a malformed event.
 const envelope = {
   v: z.literal(PROTOCOL_VERSION).optional(),
-  session_key: z.string().optional(),
+  session_key: z.string().nullish(),
 };
 
 export const HelloEvent = z.object({

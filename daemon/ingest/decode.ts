@@ -20,8 +20,9 @@ export type Decoded =
 
 const KNOWN_TYPES: ReadonlySet<string> = new Set<string>(EVENT_TYPES);
 
-export function decodeLine(bytes: Buffer): Decoded {
-  if (!isUtf8(bytes)) return reject('invalid_utf8', 'invalid UTF-8');
+/** `utf8`: the caller already knows the bytes are valid UTF-8. */
+export function decodeLine(bytes: Buffer, utf8 = false): Decoded {
+  if (!utf8 && !isUtf8(bytes)) return reject('invalid_utf8', 'invalid UTF-8');
   let value: unknown;
   try {
     value = JSON.parse(bytes.toString('utf8'));

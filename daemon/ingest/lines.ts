@@ -6,10 +6,14 @@
  * either an error that destroys the stream or dropped silently. Here an oversized line is never buffered past the cap,
  * is reported once, and the next line is read normally.
  */
+import { isUtf8 } from 'node:buffer';
 
 export interface LineSink {
-  /** A complete line, without its `\n` or `\r\n`. `bytes` may be a view into a larger buffer: use it before returning. */
-  line(bytes: Buffer, lineNo: number): void;
+  /**
+   * A complete line, without its `\n` or `\r\n`. `bytes` may be a view into a larger buffer: use it before returning.
+   * `utf8` is true when the line is already known to be valid UTF-8 (checked once for the whole read).
+   */
+  line(bytes: Buffer, lineNo: number, utf8: boolean): void;
   /** A line passed `maxLineBytes`; the rest of it up to the next newline is skipped unread. */
   oversized(lineNo: number): void;
 }
@@ -30,6 +34,10 @@ export class LineFramer {
 
   push(chunk: Buffer): void {
     let start = 0;
+    // LF never occurs inside a multi-byte sequence, so if the complete lines of this read are valid UTF-8 as a
+    // whole, each of them is: one check per read instead of one per line.
+    const last = chunk.lastIndexOf(LF);
+    const utf8 = last >= 0 && isUtf8(chunk.subarray(0, last));
     for (;;) {
       const nl = chunk.indexOf(LF, start);
       if (nl < 0) break;
@@ -41,9 +49,9 @@ export class LineFramer {
         const line = Buffer.concat([...this.tail, piece], this.tailBytes + piece.length);
         this.tail = [];
         this.tailBytes = 0;
-        this.deliver(line, 0, line.length);
+        this.deliver(line, 0, line.length, false);
       } else {
-        this.deliver(chunk, start, nl);
+        this.deliver(chunk, start, nl, utf8);
       }
       start = nl + 1;
     }
@@ -57,15 +65,15 @@ export class LineFramer {
       const line = Buffer.concat(this.tail, this.tailBytes);
       this.tail = [];
       this.tailBytes = 0;
-      this.deliver(line, 0, line.length);
+      this.deliver(line, 0, line.length, false);
     }
     this.skipping = false;
   }
 
-  private deliver(buf: Buffer, start: number, end: number): void {
+  private deliver(buf: Buffer, start: number, end: number, utf8: boolean): void {
     if (end > start && buf[end - 1] === CR) end--;
     if (end - start > this.maxLineBytes) return this.sink.oversized(this.lineNo);
-    if (end > start) this.sink.line(buf.subarray(start, end), this.lineNo);
+    if (end > start) this.sink.line(buf.subarray(start, end), this.lineNo, utf8);
   }
 
   private keep(chunk: Buffer, start: number): void {

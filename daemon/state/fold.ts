@@ -7,6 +7,7 @@
  */
 import type { StatusEvent } from '../../protocol/events.ts';
 import { splitSessionKey, type SessionState, type TokenUsage } from '../../protocol/snapshot.ts';
+import { transitionOf, type Transition } from './transitions.ts';
 
 export interface Session {
   readonly key: string;
@@ -54,51 +55,124 @@ export function initialState(options: { maxConcurrent: number; errorTtlMs: numbe
   return { sessions: new Map(), maxConcurrent: options.maxConcurrent, errorTtlMs: options.errorTtlMs };
 }
 
+export interface FoldResult {
+  readonly state: StatusState;
+  /** Every transition the inputs made, in order (see transitions.ts for what counts). */
+  readonly transitions: readonly Transition[];
+  /** Indexes of event inputs ignored because their session does not exist (counted by the caller). */
+  readonly unknownSession: readonly number[];
+}
+
+const NONE: readonly never[] = [];
+
 export function fold(state: StatusState, input: FoldInput, now: number): StatusState {
-  switch (input.kind) {
-    case 'event':
-      return foldEvent(state, input.event, input.producer, now);
-    case 'producer_closed':
-      return mapSessions(state, (s) =>
-        s.owner === input.producer && s.state !== 'error' ? enterError(s, AGENT_DISCONNECTED, now, state.errorTtlMs) : s,
-      );
-    case 'expire':
-      return mapSessions(state, (s) => (s.errorDeadline !== null && s.errorDeadline <= now ? undefined : s));
+  return foldAll(state, [input], now).state;
+}
+
+/**
+ * Folds many inputs at one time `now` (the lines of one socket read): the same result as folding them one by one,
+ * but the sessions map is copied once for the whole batch instead of once per event.
+ */
+export function foldAll(state: StatusState, inputs: readonly FoldInput[], now: number): FoldResult {
+  const sessions = new Draft(state.sessions);
+  let maxConcurrent = state.maxConcurrent;
+  let transitions: Transition[] | null = null;
+  let unknownSession: number[] | null = null;
+  const change = (key: string, prev: Session | undefined, next: Session | undefined) => {
+    if (next === prev) return;
+    if (next) sessions.set(key, next);
+    else sessions.delete(key);
+    const t = transitionOf(key, prev, next, now);
+    if (t) (transitions ??= []).push(t);
+  };
+
+  for (let i = 0; i < inputs.length; i++) {
+    const input = inputs[i]!;
+    if (input.kind === 'producer_closed') {
+      for (const [key, s] of sessions.entries()) {
+        if (s.owner === input.producer && s.state !== 'error') change(key, s, enterError(s, AGENT_DISCONNECTED, now, state.errorTtlMs));
+      }
+      continue;
+    }
+    if (input.kind === 'expire') {
+      for (const [key, s] of sessions.entries()) {
+        if (s.errorDeadline !== null && s.errorDeadline <= now) change(key, s, undefined);
+      }
+      continue;
+    }
+    const { event, producer } = input;
+    if (event.type === 'hello') {
+      if (event.max_concurrent != null) maxConcurrent = event.max_concurrent;
+      continue;
+    }
+    const key = event.session_key;
+    if (!key) continue;
+    const prev = sessions.get(key);
+    if (event.type === 'agent_start') {
+      change(key, prev, started(key, prev, event.title || null, producer, now));
+    } else if (!prev) {
+      (unknownSession ??= []).push(i);
+    } else if (event.type === 'agent_end') {
+      change(key, prev, undefined);
+    } else {
+      change(key, prev, adopt(nextSession(prev, event, now, state.errorTtlMs), producer));
+    }
+  }
+
+  const next = sessions.result();
+  const result: StatusState =
+    next === state.sessions && maxConcurrent === state.maxConcurrent ? state : { sessions: next, maxConcurrent, errorTtlMs: state.errorTtlMs };
+  return { state: result, transitions: transitions ?? NONE, unknownSession: unknownSession ?? NONE };
+}
+
+/** A copy-on-write view of the sessions map: the first write of a batch copies it, later writes reuse the copy. */
+class Draft {
+  private copy: Map<string, Session> | null = null;
+
+  constructor(private readonly base: ReadonlyMap<string, Session>) {}
+
+  get(key: string): Session | undefined {
+    return (this.copy ?? this.base).get(key);
+  }
+
+  set(key: string, s: Session): void {
+    (this.copy ??= new Map(this.base)).set(key, s);
+  }
+
+  delete(key: string): void {
+    (this.copy ??= new Map(this.base)).delete(key);
+  }
+
+  /** A snapshot of the entries to iterate while writing. */
+  entries(): [string, Session][] {
+    return [...(this.copy ?? this.base)];
+  }
+
+  result(): ReadonlyMap<string, Session> {
+    return this.copy ?? this.base;
   }
 }
 
-function foldEvent(state: StatusState, event: StatusEvent, producer: Producer, now: number): StatusState {
-  if (event.type === 'hello') {
-    const max = event.max_concurrent;
-    return max == null || max === state.maxConcurrent ? state : { ...state, maxConcurrent: max };
-  }
-  const key = event.session_key;
-  if (!key) return state;
-  const prev = state.sessions.get(key);
+// Sessions are built as object literals with every field, in one order: one hidden class for all of them, and
+// about a hundred times cheaper than `{ ...s, field }` on this hot path (measured).
 
-  if (event.type === 'agent_start') {
-    const { channel, session_id } = splitSessionKey(key);
-    return withSession(state, key, {
-      key,
-      channel,
-      sessionId: session_id,
-      // A title belongs to the conversation, not the run: a restart without one keeps the old one.
-      title: event.title || prev?.title || null,
-      state: 'thinking',
-      toolName: null,
-      stateSince: now,
-      tokens: null,
-      errorMessage: null,
-      errorDeadline: null,
-      run: (prev?.run ?? 0) + 1,
-      owner: producer.agent ? producer.id : (prev?.owner ?? null),
-    });
-  }
-  if (!prev) return state;
-  if (event.type === 'agent_end') return withSession(state, key, undefined);
-
-  const next = adopt(nextSession(prev, event, now, state.errorTtlMs), producer);
-  return next === prev ? state : withSession(state, key, next);
+function started(key: string, prev: Session | undefined, title: string | null, producer: Producer, now: number): Session {
+  const { channel, session_id } = splitSessionKey(key);
+  return {
+    key,
+    channel,
+    sessionId: session_id,
+    // A title belongs to the conversation, not the run: a restart without one keeps the old one.
+    title: title ?? prev?.title ?? null,
+    state: 'thinking',
+    toolName: null,
+    stateSince: now,
+    tokens: null,
+    errorMessage: null,
+    errorDeadline: null,
+    run: (prev?.run ?? 0) + 1,
+    owner: producer.agent ? producer.id : (prev?.owner ?? null),
+  };
 }
 
 /** The session after one event, for every event type except hello, agent_start and agent_end. */
@@ -122,7 +196,7 @@ function nextSession(s: Session, event: StatusEvent, now: number, errorTtlMs: nu
       return enterError(s, event.message || UNKNOWN_ERROR, now, errorTtlMs);
     case 'title': {
       const title = event.title || null;
-      return title === s.title ? s : { ...s, title };
+      return title === s.title ? s : withExtras(s, title, s.tokens, s.owner);
     }
     case 'token_usage':
       return foldTokens(s, event);
@@ -136,47 +210,67 @@ function foldTokens(s: Session, event: Extract<StatusEvent, { type: 'token_usage
   const input = Math.max(s.tokens?.input ?? 0, event.input ?? event.input_tokens ?? 0);
   const output = Math.max(s.tokens?.output ?? 0, event.output ?? event.output_tokens ?? 0);
   if (s.tokens && s.tokens.input === input && s.tokens.output === output) return s;
-  return { ...s, tokens: { input, output } };
+  return withExtras(s, s.title, { input, output }, s.owner);
 }
 
 /** Any state other than `error`: the tool name lives only in `tool_running`, the error only in `error`. */
 function enter(s: Session, state: Exclude<SessionState, 'error'>, toolName: string | null, now: number): Session {
-  return { ...s, state, toolName, stateSince: now, errorMessage: null, errorDeadline: null };
+  return withState(s, state, toolName, now, null, null);
 }
 
 function enterError(s: Session, message: string, now: number, errorTtlMs: number): Session {
-  return { ...s, state: 'error', toolName: null, stateSince: now, errorMessage: message, errorDeadline: now + errorTtlMs };
+  return withState(s, 'error', null, now, message, now + errorTtlMs);
+}
+
+function withState(
+  s: Session,
+  state: SessionState,
+  toolName: string | null,
+  stateSince: number,
+  errorMessage: string | null,
+  errorDeadline: number | null,
+): Session {
+  return {
+    key: s.key,
+    channel: s.channel,
+    sessionId: s.sessionId,
+    title: s.title,
+    state,
+    toolName,
+    stateSince,
+    tokens: s.tokens,
+    errorMessage,
+    errorDeadline,
+    run: s.run,
+    owner: s.owner,
+  };
+}
+
+function withExtras(s: Session, title: string | null, tokens: TokenUsage | null, owner: number | null): Session {
+  return {
+    key: s.key,
+    channel: s.channel,
+    sessionId: s.sessionId,
+    title,
+    state: s.state,
+    toolName: s.toolName,
+    stateSince: s.stateSince,
+    tokens,
+    errorMessage: s.errorMessage,
+    errorDeadline: s.errorDeadline,
+    run: s.run,
+    owner,
+  };
 }
 
 /** A long-lived agent that sends an event for a session takes it over (for example after reconnecting). */
 function adopt(s: Session, producer: Producer): Session {
-  return producer.agent && s.owner !== producer.id ? { ...s, owner: producer.id } : s;
+  return producer.agent && s.owner !== producer.id ? withExtras(s, s.title, s.tokens, producer.id) : s;
 }
 
+/** PocketPaw sends the failed run's message as a string; anything else is not shown (and never serialised). */
 function resultText(result: unknown): string {
-  if (typeof result === 'string' && result !== '') return result;
-  if (result === undefined || result === null || result === '') return UNKNOWN_ERROR;
-  return JSON.stringify(result);
-}
-
-function withSession(state: StatusState, key: string, session: Session | undefined): StatusState {
-  const sessions = new Map(state.sessions);
-  if (session) sessions.set(key, session);
-  else sessions.delete(key);
-  return { ...state, sessions };
-}
-
-/** Applies `f` to every session (`undefined` removes it); returns the same state when nothing changed. */
-function mapSessions(state: StatusState, f: (s: Session) => Session | undefined): StatusState {
-  let sessions: Map<string, Session> | undefined;
-  for (const [key, s] of state.sessions) {
-    const next = f(s);
-    if (next === s) continue;
-    sessions ??= new Map(state.sessions);
-    if (next) sessions.set(key, next);
-    else sessions.delete(key);
-  }
-  return sessions ? { ...state, sessions } : state;
+  return typeof result === 'string' && result !== '' ? result : UNKNOWN_ERROR;
 }
 
 /** The earliest error deadline, for the runtime's single expiry timer. */

@@ -3,8 +3,7 @@
  * and publishes every change to the feed.
  */
 import type { ChangeFeed } from '../feed/feed.ts';
-import { fold, nextDeadline, type FoldInput, type StatusState } from './fold.ts';
-import { transitionsBetween } from './transitions.ts';
+import { foldAll, nextDeadline, type FoldInput, type FoldResult, type StatusState } from './fold.ts';
 
 export type Clock = () => number;
 
@@ -28,13 +27,19 @@ export class StatusStore {
   /** Folds one input; returns whether the state changed. */
   apply(input: FoldInput): boolean {
     const prev = this.current;
+    return this.applyAll([input]).state !== prev;
+  }
+
+  /** Folds a batch of inputs (one socket read) at once; publishes one change for all of it. */
+  applyAll(inputs: readonly FoldInput[]): FoldResult {
+    const prev = this.current;
     const now = this.clock();
-    const next = fold(prev, input, now);
-    if (next === prev) return false;
-    this.current = next;
-    this.scheduleExpiry(input, next);
-    this.feed.publish({ prev, next, transitions: transitionsBetween(prev, next, input, now), now });
-    return true;
+    const result = foldAll(prev, inputs, now);
+    if (result.state === prev) return result;
+    this.current = result.state;
+    this.scheduleExpiry(inputs, result.state);
+    this.feed.publish({ prev, next: result.state, transitions: result.transitions, now });
+    return result;
   }
 
   close(): void {
@@ -43,17 +48,22 @@ export class StatusStore {
     this.expiryAt = Infinity;
   }
 
-  private scheduleExpiry(input: FoldInput, next: StatusState): void {
-    // Only a change to the session the event names can add an earlier deadline; other inputs rescan.
-    let deadline: number | null;
-    if (input.kind === 'event' && input.event.session_key) {
-      deadline = next.sessions.get(input.event.session_key)?.errorDeadline ?? null;
-      if (deadline === null || deadline >= this.expiryAt) return;
-    } else {
-      deadline = nextDeadline(next);
-      if (deadline === null) return this.close();
+  private scheduleExpiry(inputs: readonly FoldInput[], next: StatusState): void {
+    // Only the sessions the events name can have gained an earlier deadline; other inputs rescan.
+    let earliest = Infinity;
+    for (const input of inputs) {
+      if (input.kind !== 'event') {
+        const deadline = nextDeadline(next);
+        if (deadline === null) return this.close();
+        return this.arm(deadline);
+      }
+      // Only these two event types can put a session into `error` (and so give it a deadline).
+      if (input.event.type !== 'error' && input.event.type !== 'tool_result') continue;
+      const key = input.event.session_key;
+      const deadline = key ? next.sessions.get(key)?.errorDeadline : null;
+      if (deadline != null && deadline < earliest) earliest = deadline;
     }
-    this.arm(deadline);
+    if (earliest < this.expiryAt) this.arm(earliest);
   }
 
   private arm(deadline: number): void {

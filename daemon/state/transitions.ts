@@ -23,21 +23,21 @@ export function transitionsBetween(prev: StatusState, next: StatusState, input: 
   if (prev.sessions === next.sessions) return NONE;
   if (input.kind === 'event' && input.event.session_key) {
     const key = input.event.session_key;
-    const t = transition(key, prev.sessions.get(key), next.sessions.get(key), now);
+    const t = transitionOf(key, prev.sessions.get(key), next.sessions.get(key), now);
     return t ? [t] : NONE;
   }
   const out: Transition[] = [];
   for (const [key, before] of prev.sessions) {
-    const t = transition(key, before, next.sessions.get(key), now);
+    const t = transitionOf(key, before, next.sessions.get(key), now);
     if (t) out.push(t);
   }
   for (const [key, after] of next.sessions) {
-    if (!prev.sessions.has(key)) out.push(transition(key, undefined, after, now)!);
+    if (!prev.sessions.has(key)) out.push(transitionOf(key, undefined, after, now)!);
   }
   return out;
 }
 
-function transition(key: string, before: Session | undefined, after: Session | undefined, at: number): Transition | null {
+export function transitionOf(key: string, before: Session | undefined, after: Session | undefined, at: number): Transition | null {
   if (before === after) return null;
   if (before && after && before.state === after.state && before.toolName === after.toolName && before.run === after.run) {
     return null;

@@ -26,6 +26,8 @@ export interface TestDaemon {
   /** Every stderr line so far. */
   readonly stderr: string[];
   logs(): LogLine[];
+  /** Heap and RSS after full garbage collections (only with `instrumented: true`). */
+  memory(): Promise<MemoryUsage>;
   /** Sends SIGTERM (or another signal) and resolves with how the process ended. */
   stop(signal?: NodeJS.Signals): Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
 }
@@ -46,12 +48,23 @@ export interface StartOptions {
   env?: Record<string, string>;
   /** Use this socket path instead of a fresh one. */
   socket?: string;
+  /** Run with the memory probe (test/helpers/instrumented.ts): enables `memory()`. */
+  instrumented?: boolean;
+}
+
+export interface MemoryUsage {
+  rss: number;
+  heapUsed: number;
+  heapTotal: number;
+  external: number;
+  arrayBuffers: number;
 }
 
 export async function startDaemon(options: StartOptions = {}): Promise<TestDaemon> {
   const dir = tempDir();
   const socket = options.socket ?? join(dir, 'ingest.sock');
-  const proc = spawn(process.execPath, ['--import', 'tsx', CLI, 'serve', '--port', '0', '--socket', socket, ...(options.args ?? [])], {
+  const entry = options.instrumented ? ['--expose-gc', '--import', 'tsx', join(ROOT, 'test/helpers/instrumented.ts')] : ['--import', 'tsx', CLI];
+  const proc = spawn(process.execPath, [...entry, 'serve', '--port', '0', '--socket', socket, ...(options.args ?? [])], {
     cwd: ROOT,
     env: cleanEnv(options.env),
     stdio: ['ignore', 'pipe', 'pipe'],
@@ -68,7 +81,14 @@ export async function startDaemon(options: StartOptions = {}): Promise<TestDaemo
       onLine?.(line);
     }
   });
-  proc.stdout!.resume();
+  const stdoutLines: string[] = [];
+  let stdoutPartial = '';
+  proc.stdout!.setEncoding('utf8');
+  proc.stdout!.on('data', (chunk: string) => {
+    const lines = (stdoutPartial + chunk).split('\n');
+    stdoutPartial = lines.pop()!;
+    stdoutLines.push(...lines);
+  });
   const exited = once(proc, 'exit') as Promise<[number | null, NodeJS.Signals | null]>;
 
   const url = await new Promise<string>((resolveUrl, reject) => {
@@ -96,6 +116,13 @@ export async function startDaemon(options: StartOptions = {}): Promise<TestDaemo
     proc,
     stderr,
     logs: () => stderr.map(parseLog).filter((l): l is LogLine => l !== null),
+    async memory() {
+      if (!options.instrumented) throw new Error('memory() needs startDaemon({ instrumented: true })');
+      const seen = stdoutLines.length;
+      proc.kill('SIGUSR2');
+      await waitFor(() => stdoutLines.length > seen, { what: 'the memory probe' });
+      return JSON.parse(stdoutLines[seen]!) as MemoryUsage;
+    },
     async stop(signal = 'SIGTERM') {
       if (proc.exitCode === null && proc.signalCode === null) proc.kill(signal);
       const [code, sig] = await exited;

@@ -1,0 +1,44 @@
+/**
+ * Requests that cannot be understood get a JSON 400 (or 431), like every other error of this API.
+ *
+ * Two layers: Node's HTTP parser rejects broken request lines and oversized headers before any route runs
+ * (`clientError`); percent-encoding that does not decode is caught by middleware, since Hono would pass it on raw.
+ */
+import type { MiddlewareHandler } from 'hono';
+import type { Socket } from 'node:net';
+import { jsonError } from './errors.ts';
+
+export const rejectMalformedUrl: MiddlewareHandler = async (c, next) => {
+  const url = c.req.url;
+  const start = url.indexOf('/', url.indexOf('//') + 2);
+  try {
+    decodeURIComponent(url.slice(start).replace(/\+/g, ' '));
+  } catch {
+    return jsonError(c, 400, 'Malformed URL: invalid percent-encoding in the path or query string');
+  }
+  await next();
+};
+
+const PARSER_ERRORS: Record<string, [number, string, string]> = {
+  HPE_HEADER_OVERFLOW: [431, 'Request Header Fields Too Large', 'Request headers (or the URL) are too large'],
+  HPE_URI_TOO_LONG: [414, 'URI Too Long', 'The URL is too long'],
+};
+
+/** For `server.on('clientError')`: answers in JSON where the socket can still take an answer, then closes it. */
+export function answerClientError(error: NodeJS.ErrnoException, socket: Socket): void {
+  if (!socket.writable || (error.code === 'ECONNRESET' && socket.bytesWritten === 0 && !socket.readable)) {
+    socket.destroy();
+    return;
+  }
+  if (error.code === 'ERR_HTTP_REQUEST_TIMEOUT') {
+    socket.end(response(408, 'Request Timeout', 'The request was not completed in time'));
+    return;
+  }
+  const [status, reason, detail] = PARSER_ERRORS[error.code ?? ''] ?? [400, 'Bad Request', 'Malformed HTTP request'];
+  socket.end(response(status, reason, detail));
+}
+
+function response(status: number, reason: string, detail: string): string {
+  const body = JSON.stringify({ detail });
+  return `HTTP/1.1 ${status} ${reason}\r\nContent-Type: application/json\r\nContent-Length: ${Buffer.byteLength(body)}\r\nConnection: close\r\n\r\n${body}`;
+}
