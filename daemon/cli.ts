@@ -1,15 +1,28 @@
 /**
- * The `pocketpaw-status` command: `serve` runs the daemon.
+ * The `pocketpaw-status` command: `serve` runs the daemon; `status`, `emit` and `hook` talk to it.
+ *
+ * Each subcommand's modules are imported only when it runs: `hook claude-code` runs before every tool call of an
+ * agent and must not pay for the HTTP server, the schema library or the logger that `serve` needs.
  */
-import { ConfigError, parseServeConfig, serveHelp } from './config.ts';
-import { StartupError } from './ingest/socket.ts';
-import { createLogger } from './log.ts';
-import { startDaemon } from './serve.ts';
+
+/** The modules `serve` needs, loaded only for `serve`. */
+async function loadServe() {
+  const [config, socket, log, daemon] = await Promise.all([
+    import('./config.ts'),
+    import('./ingest/socket.ts'),
+    import('./log.ts'),
+    import('./serve.ts'),
+  ]);
+  return { ...config, ...socket, ...log, ...daemon };
+}
 
 const USAGE = `Usage: pocketpaw-status <command> [options]
 
 Commands:
   serve     run the daemon (see: pocketpaw-status serve --help)
+  status    show what the agents are doing (see: pocketpaw-status status --help)
+  emit      send events to the daemon from a shell (see: pocketpaw-status emit --help)
+  hook      report a Claude Code session: hook claude-code (see: pocketpaw-status hook --help)
 
 Run a command with --help for its options.
 `;
@@ -18,6 +31,7 @@ Run a command with --help for its options.
 const SHUTDOWN_DEADLINE_MS = 1500;
 
 async function serve(argv: string[]): Promise<void> {
+  const { ConfigError, parseServeConfig, serveHelp, StartupError, createLogger, startDaemon } = await loadServe();
   let config;
   try {
     config = parseServeConfig(argv, process.env);
@@ -31,21 +45,13 @@ async function serve(argv: string[]): Promise<void> {
     return;
   }
   const log = createLogger();
-  let daemon;
-  try {
-    daemon = await startDaemon(config, log);
-  } catch (error) {
-    const message = error instanceof StartupError ? error.message : describeStartError(error, config.host, config.port);
-    log.fatal({ err: error instanceof StartupError ? undefined : error }, `cannot start: ${message}`);
-    process.exit(1);
-  }
-  const stop = (signal: NodeJS.Signals) => {
-    log.info({ signal }, 'shutting down');
-    setTimeout(() => {
-      log.warn('shutdown deadline passed; exiting anyway');
-      process.exit(0);
-    }, SHUTDOWN_DEADLINE_MS).unref();
-    daemon.close().then(
+  // Signal handlers come before the start: the ready line can be read, and a SIGTERM sent, before startDaemon()
+  // returns; without a handler that SIGTERM would kill the daemon outright, leaving its socket file behind.
+  // A SIGHUP reloads the key (ignored while starting) instead of killing the daemon, SIGHUP's default action.
+  let daemon: Awaited<ReturnType<typeof startDaemon>> | null = null;
+  let stopping = false;
+  const shutDown = (running: NonNullable<typeof daemon>) =>
+    running.close().then(
       () => {
         log.info('stopped');
         process.exit(0);
@@ -55,9 +61,33 @@ async function serve(argv: string[]): Promise<void> {
         process.exit(0);
       },
     );
+  const stop = (signal: NodeJS.Signals) => {
+    if (stopping) return;
+    stopping = true;
+    log.info({ signal }, 'shutting down');
+    setTimeout(() => {
+      log.warn('shutdown deadline passed; exiting anyway');
+      process.exit(0);
+    }, SHUTDOWN_DEADLINE_MS).unref();
+    if (daemon) void shutDown(daemon);
   };
-  process.once('SIGINT', stop);
-  process.once('SIGTERM', stop);
+  process.on('SIGINT', stop);
+  process.on('SIGTERM', stop);
+  process.on('SIGHUP', () => daemon?.reload());
+  try {
+    daemon = await startDaemon(config, log);
+  } catch (error) {
+    if (error instanceof ConfigError) {
+      // Found while starting (a key source that cannot be used, an open LAN listener): a setting must change.
+      process.stderr.write(`pocketpaw-status serve: ${error.message}\nRun 'pocketpaw-status serve --help' for the options.\n`);
+      process.exit(2);
+    }
+    const message = error instanceof StartupError ? error.message : describeStartError(error, config.host, config.port);
+    log.fatal({ err: error instanceof StartupError ? undefined : error }, `cannot start: ${message}`);
+    process.exit(1);
+  }
+  // A signal that came while starting: stop now that there is something to stop.
+  if (stopping) void shutDown(daemon);
 }
 
 function describeStartError(error: unknown, host: string, port: number): string {
@@ -72,6 +102,15 @@ const [command, ...rest] = process.argv.slice(2);
 switch (command) {
   case 'serve':
     await serve(rest);
+    break;
+  case 'status':
+    await (await import('./cli/status.ts')).statusCommand(rest);
+    break;
+  case 'emit':
+    await (await import('./cli/emit.ts')).emitCommand(rest);
+    break;
+  case 'hook':
+    await (await import('./cli/hook-claude-code.ts')).hookCommand(rest);
     break;
   case undefined:
   case '--help':

@@ -5,7 +5,10 @@
  * environment variable is `POCKETPAW_STATUS_` plus the flag in capitals with `-` as `_`.
  */
 import { parseArgs } from 'node:util';
-import { join } from 'node:path';
+import { checkKeyFile } from './auth/key.ts';
+import { parseOriginList } from './http/cors.ts';
+import { resolveGroup, type SocketGroup } from './ingest/socket-group.ts';
+import { defaultSocketPath } from '../protocol/socket-path.ts';
 
 export class ConfigError extends Error {}
 
@@ -20,6 +23,10 @@ interface Option<T> {
   readonly default: (env: NodeJS.ProcessEnv) => T;
   readonly parse: Parser<T>;
   readonly boolean?: true;
+  /** Repeatable flag: its values are joined with `,` and parsed as one comma-separated list (the variable's form). */
+  readonly multiple?: true;
+  /** Environment variables read instead of the rule's name, first set wins (for documented exceptions). */
+  readonly env?: readonly string[];
 }
 
 function option<T>(o: Option<T>): Option<T> {
@@ -57,6 +64,23 @@ function nonEmpty(raw: string): string {
   return raw;
 }
 
+/** Wraps a parser from another module: its Error message becomes the ConfigError's "why". */
+function checked<T>(parse: (raw: string) => T): Parser<T> {
+  return (raw) => {
+    try {
+      return parse(raw);
+    } catch (error) {
+      throw new ConfigError(error instanceof Error ? error.message : String(error));
+    }
+  };
+}
+
+/** For switches that weaken a safeguard: an empty value (a template whose variable went missing) is not "on". */
+function explicitBool(raw: string): boolean {
+  if (raw.trim() === '') throw new ConfigError('expected 1 or 0 (true or false)');
+  return bool(raw);
+}
+
 function bool(raw: string): boolean {
   const v = raw.trim().toLowerCase();
   if (['1', 'true', 'yes', 'on', ''].includes(v)) return true;
@@ -64,11 +88,8 @@ function bool(raw: string): boolean {
   throw new ConfigError('expected 1 or 0 (true or false)');
 }
 
-export function defaultSocketPath(env: NodeJS.ProcessEnv): string {
-  if (env.RUNTIME_DIRECTORY) return join(env.RUNTIME_DIRECTORY.split(':')[0]!, 'ingest.sock');
-  if (env.XDG_RUNTIME_DIR) return join(env.XDG_RUNTIME_DIR, 'pocketpaw-status', 'ingest.sock');
-  return join('/tmp', `pocketpaw-status-${process.getuid?.() ?? 'user'}`, 'ingest.sock');
-}
+// The default lives with the protocol: emitters, `emit` and the hook must find the same socket as `serve`.
+export { defaultSocketPath };
 
 export const SERVE_OPTIONS = {
   socket: option({
@@ -87,6 +108,14 @@ export const SERVE_OPTIONS = {
     default: () => 0o660,
     parse: octalMode,
   }),
+  socketGroup: option<SocketGroup | null>({
+    flag: 'socket-group',
+    arg: 'GROUP',
+    help: 'group (name or numeric gid) given the ingest socket: with mode 0660 its members may write events',
+    defaultText: 'the daemon\'s own group',
+    default: () => null,
+    parse: checked((raw) => resolveGroup(raw)),
+  }),
   host: option({
     flag: 'host',
     arg: 'HOST',
@@ -102,6 +131,33 @@ export const SERVE_OPTIONS = {
     defaultText: '8780',
     default: () => 8780,
     parse: integer(0, 65535),
+  }),
+  apiKeyFile: option<string | null>({
+    flag: 'api-key-file',
+    arg: 'PATH',
+    help: 'file holding the status API key (trailing newline stripped), re-read on SIGHUP; without it the systemd credential status-api-key, else POCKETPAW_STATUS_API_KEY; no key at all means open access',
+    defaultText: 'none',
+    default: () => null,
+    parse: checked(checkKeyFile),
+  }),
+  allowOpen: option({
+    flag: 'allow-open',
+    arg: '',
+    boolean: true,
+    help: 'serve without an API key on an address other machines can reach (without it the daemon refuses to start)',
+    defaultText: 'off',
+    default: () => false,
+    parse: explicitBool,
+  }),
+  corsOrigin: option<readonly string[]>({
+    flag: 'cors-origin',
+    arg: 'ORIGIN',
+    multiple: true,
+    env: ['POCKETPAW_STATUS_CORS_ORIGINS', 'POCKETPAW_STATUS_CORS_ORIGIN'],
+    help: 'origin (scheme://host[:port]) whose browser pages may read the API; repeatable; the variable takes a comma-separated list; never *',
+    defaultText: 'none',
+    default: () => [],
+    parse: checked(parseOriginList),
   }),
   maxConcurrent: option({
     flag: 'max-concurrent',
@@ -184,21 +240,27 @@ export function envName(flag: string): string {
   return `POCKETPAW_STATUS_${flag.toUpperCase().replace(/-/g, '_')}`;
 }
 
+/** The variables an option reads: the rule's name, unless the option documents an exception. */
+export function envNames(o: Pick<Option<unknown>, 'flag' | 'env'>): readonly string[] {
+  return o.env ?? [envName(o.flag)];
+}
+
 /** Parses `serve`'s arguments and environment. Throws ConfigError with a message naming the flag. */
 export function parseServeConfig(argv: readonly string[], env: NodeJS.ProcessEnv): ServeConfig | 'help' {
   const entries = Object.entries(SERVE_OPTIONS) as [keyof Options, Option<unknown>][];
-  let values: Record<string, string | boolean | undefined>;
+  let values: Record<string, string | boolean | string[] | undefined>;
   try {
+    const valued = new Set(entries.filter(([, o]) => !o.boolean).map(([, o]) => `--${o.flag}`));
     const parsed = parseArgs({
-      args: [...argv],
+      args: attachNegativeValues(argv, valued),
       strict: true,
       allowPositionals: false,
       options: {
         help: { type: 'boolean', short: 'h' },
-        ...Object.fromEntries(entries.map(([, o]) => [o.flag, { type: o.boolean ? 'boolean' : 'string' } as const])),
+        ...Object.fromEntries(entries.map(([, o]) => [o.flag, { type: o.boolean ? 'boolean' : 'string', multiple: o.multiple === true } as const])),
       },
     });
-    values = parsed.values as Record<string, string | boolean | undefined>;
+    values = parsed.values as Record<string, string | boolean | string[] | undefined>;
   } catch (error) {
     throw new ConfigError(describeArgError(error));
   }
@@ -207,9 +269,10 @@ export function parseServeConfig(argv: readonly string[], env: NodeJS.ProcessEnv
   const config: Record<string, unknown> = {};
   for (const [key, o] of entries) {
     const fromFlag = values[o.flag];
-    const fromEnv = env[envName(o.flag)];
-    const source = fromFlag !== undefined ? `--${o.flag}` : fromEnv !== undefined ? envName(o.flag) : null;
-    const raw = fromFlag !== undefined ? (typeof fromFlag === 'boolean' ? '1' : fromFlag) : fromEnv;
+    const envVar = envNames(o).find((name) => env[name] !== undefined);
+    const fromEnv = envVar === undefined ? undefined : env[envVar];
+    const source = fromFlag !== undefined ? `--${o.flag}` : envVar ?? null;
+    const raw = fromFlag !== undefined ? (typeof fromFlag === 'boolean' ? '1' : Array.isArray(fromFlag) ? fromFlag.join(',') : fromFlag) : fromEnv;
     if (raw === undefined || source === null) {
       config[key] = o.default(env);
       continue;
@@ -224,12 +287,31 @@ export function parseServeConfig(argv: readonly string[], env: NodeJS.ProcessEnv
   return config as ServeConfig;
 }
 
+/**
+ * `--error-ttl -1` is a flag with an invalid value, and should be reported as one; parseArgs would instead call the
+ * value an ambiguous option and tell the user to write `--error-ttl=-XYZ`.
+ */
+function attachNegativeValues(argv: readonly string[], valued: ReadonlySet<string>): string[] {
+  const out: string[] = [];
+  for (let i = 0; i < argv.length; i++) {
+    const arg = argv[i]!;
+    const next = argv[i + 1];
+    if (valued.has(arg) && next !== undefined && /^-[\d.]/.test(next)) {
+      out.push(`${arg}=${next}`);
+      i++;
+    } else {
+      out.push(arg);
+    }
+  }
+  return out;
+}
+
 function describeArgError(error: unknown): string {
   const message = error instanceof Error ? error.message : String(error);
   const unknown = /Unknown option '([^']+)'/.exec(message);
   if (unknown) return `unknown option ${unknown[1]}`;
   const missing = /Option '([^']+)' argument missing/.exec(message);
-  if (missing) return `option ${missing[1]!.split(',')[0]!.replace(/^-\w, /, '')} needs a value`;
+  if (missing) return `option ${missing[1]!.split(',')[0]!.replace(/^-\w, /, '').replace(/ <value>$/, '')} needs a value`;
   const positional = /Unexpected argument '([^']+)'/.exec(message);
   if (positional) return `unexpected argument ${JSON.stringify(positional[1])}`;
   return message;
@@ -238,7 +320,7 @@ function describeArgError(error: unknown): string {
 export function serveHelp(): string {
   const rows = Object.values(SERVE_OPTIONS).map((o: Option<unknown>) => {
     const left = o.boolean ? `--${o.flag}` : `--${o.flag} ${o.arg}`;
-    return `  ${left.padEnd(26)} ${o.help}\n  ${''.padEnd(26)} env ${envName(o.flag)}; default ${o.defaultText}`;
+    return `  ${left.padEnd(26)} ${o.help}\n  ${''.padEnd(26)} env ${envNames(o).join(' or ')}; default ${o.defaultText}`;
   });
   return [
     'Usage: pocketpaw-status serve [options]',
@@ -252,8 +334,12 @@ export function serveHelp(): string {
     ...rows,
     `  ${'--help, -h'.padEnd(26)} show this help`,
     '',
+    'API key: from --api-key-file, else the systemd credential $CREDENTIALS_DIRECTORY/status-api-key, else',
+    'POCKETPAW_STATUS_API_KEY. Clients present it as ?key=, X-Status-Key or Authorization: Bearer. SIGHUP re-reads',
+    'the file or credential. Without a key, a --host other than loopback needs --allow-open.',
+    '',
     'Exit codes: 0 stopped by SIGINT/SIGTERM; 1 could not start (e.g. another daemon listens on the socket);',
-    '2 invalid configuration.',
+    '2 invalid configuration (including a key source that cannot be used, or an open non-loopback listener).',
     '',
   ].join('\n');
 }

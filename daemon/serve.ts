@@ -5,28 +5,41 @@ import { createAdaptorServer } from '@hono/node-server';
 import type { Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { performance } from 'node:perf_hooks';
+import { checkExposure, loadStartupKey } from './auth/exposure.ts';
 import type { ServeConfig } from './config.ts';
 import { ChangeFeed } from './feed/feed.ts';
 import { createApp } from './http/app.ts';
+import { answerClientError } from './http/malformed.ts';
+import { Readiness } from './http/health.ts';
 import { IngestServer } from './ingest/socket.ts';
 import { IngestStats } from './ingest/stats.ts';
 import type { Logger } from './log.ts';
+import { createMetrics } from './metrics.ts';
 import { SseHub } from './sse/hub.ts';
 import { SseStats } from './sse/stats.ts';
 import { initialState } from './state/fold.ts';
 import { Snapshots } from './state/snapshots.ts';
 import { StatusStore } from './state/store.ts';
+import { pickSockets, takeListenFds, unixSocketPath } from './systemd/listen-fds.ts';
 
 export interface Daemon {
   readonly url: string;
   readonly socketPath: string;
   readonly store: StatusStore;
   readonly stats: IngestStats;
-  /** Stops accepting, closes every connection, removes the socket file. */
+  /** The ingest socket is bound and shutdown has not begun: what /readyz reports. */
+  readonly ready: boolean;
+  /** Shutdown has begun (readiness failed first, before anything closed). */
+  readonly draining: boolean;
+  /** Stops accepting, closes every connection, removes the socket file (unless systemd passed it). */
   close(): Promise<void>;
+  /** SIGHUP: re-reads the API key file or credential; a key that cannot be read keeps the old one (and says why). */
+  reload(): void;
 }
 
 export async function startDaemon(config: ServeConfig, log: Logger): Promise<Daemon> {
+  // Before anything is bound: a key source that cannot be used, or an open LAN listener, stops the start (exit 2).
+  const { apiKey, warnings: keyWarnings } = loadStartupKey(config.apiKeyFile, process.env);
   const clock = () => performance.now();
   const startedAt = clock();
   const feed = new ChangeFeed();
@@ -37,6 +50,12 @@ export async function startDaemon(config: ServeConfig, log: Logger): Promise<Dae
   );
   const stats = new IngestStats();
   const ingest = new IngestServer(config, store, stats, log);
+  // Sockets passed by systemd (socket activation) replace --socket and --host/--port; without them, bind as usual.
+  const systemd = pickSockets(takeListenFds(process.env, process.pid));
+  if (systemd.http === null) checkExposure(config.host, apiKey, config.allowOpen);
+  for (const warning of keyWarnings) log.warn(warning);
+  log.info({ keySource: apiKey.required ? apiKey.source.kind : 'none' }, apiKey.required ? 'the status API needs the API key' : 'no API key: the status API is open to whoever can reach it');
+  const readiness = new Readiness();
 
   const snapshots = new Snapshots(store, startedAt);
   const sseStats = new SseStats();
@@ -53,23 +72,51 @@ export async function startDaemon(config: ServeConfig, log: Logger): Promise<Dae
     sseStats,
     log,
   );
-  const app = createApp({ snapshots, hub, sseStats, maxSseClients: config.maxSseClients, log });
-  const http = createAdaptorServer({ fetch: app.fetch }) as Server;
+  const metrics = createMetrics({ ingest: stats, sse: sseStats, state: () => store.state });
+  const app = createApp({
+    snapshots,
+    hub,
+    sseStats,
+    maxSseClients: config.maxSseClients,
+    log,
+    readiness,
+    metrics,
+    apiKey,
+    corsOrigins: config.corsOrigin,
+  });
+  const http = createAdaptorServer({
+    fetch: app.fetch,
+    // A client that sends half a request is closed after 10 s (Node's default is a minute), checked every second.
+    serverOptions: { headersTimeout: 10_000, requestTimeout: 15_000, connectionsCheckingInterval: 1_000 },
+  }) as Server;
+  http.on('clientError', answerClientError);
   try {
-    await ingest.listenPath(config.socket, config.socketMode);
-    await listenHttp(http, config.port, config.host);
+    if (systemd.ingest !== null) await ingest.listenFd(systemd.ingest);
+    else await ingest.listenPath(config.socket, config.socketMode, config.socketGroup?.gid ?? null);
+    readiness.markIngestBound();
+    await listenHttp(http, systemd.http !== null ? { fd: systemd.http } : { port: config.port, host: config.host });
+    // A socket from systemd may be bound anywhere: check where, before the first request can be read.
+    const bound = http.address();
+    if (systemd.http !== null && bound !== null && typeof bound === 'object') checkExposure(bound.address, apiKey, config.allowOpen);
   } catch (error) {
+    if (http.listening) http.close();
     hub.close();
     store.close();
     await ingest.close();
     throw error;
   }
-  const url = httpUrl(http.address() as AddressInfo);
-  log.info({ http: url, socket: config.socket }, `ready: HTTP on ${url}, ingest socket ${config.socket}`);
+  const address = http.address();
+  const url = address !== null && typeof address === 'object' ? httpUrl(address) : `http+unix://${encodeURIComponent(address ?? '')}`;
+  const socketPath = systemd.ingest === null ? config.socket : (unixSocketPath(systemd.ingest) ?? `fd ${systemd.ingest}`);
+  if (systemd.unknown.length > 0) log.warn({ names: systemd.unknown.map((f) => f.name) }, 'ignoring sockets passed by systemd with names other than ingest and http');
+  const activated = systemd.ingest !== null || systemd.http !== null ? ' (sockets from systemd)' : '';
+  log.info({ http: url, socket: socketPath }, `ready: HTTP on ${url}, ingest socket ${socketPath}${activated}`);
 
   let closing: Promise<void> | null = null;
   const close = () =>
     (closing ??= (async () => {
+      // Readiness fails before anything closes (pitfalls §7): whoever polls /readyz stops counting on this process.
+      readiness.startDraining();
       // Streams end cleanly first, so clients reconnect to the restarted daemon; then every other connection.
       hub.close();
       const httpClosed = new Promise<void>((resolve) => http.close(() => resolve()));
@@ -78,13 +125,28 @@ export async function startDaemon(config: ServeConfig, log: Logger): Promise<Dae
       store.close();
     })());
 
-  return { url, socketPath: config.socket, store, stats, close };
+  return {
+    url,
+    socketPath,
+    store,
+    stats,
+    close,
+    reload: () => {
+      apiKey.reload(log);
+    },
+    get ready() {
+      return readiness.ready;
+    },
+    get draining() {
+      return readiness.isDraining;
+    },
+  };
 }
 
-function listenHttp(server: Server, port: number, host: string): Promise<void> {
+function listenHttp(server: Server, target: { port: number; host: string } | { fd: number }): Promise<void> {
   return new Promise((resolve, reject) => {
     server.once('error', reject);
-    server.listen(port, host, () => {
+    server.listen(target, () => {
       server.off('error', reject);
       resolve();
     });

@@ -2,12 +2,21 @@
  * The HTTP API as a Hono app: cross-cutting middleware first, then the routes.
  */
 import { Hono } from 'hono';
+import type { ApiKey } from '../auth/key.ts';
 import type { Logger } from '../log.ts';
+import { METRICS_PATH, registerMetricsRoute, type Metrics } from '../metrics.ts';
 import type { SseHub } from '../sse/hub.ts';
 import type { SseStats } from '../sse/stats.ts';
 import type { Snapshots } from '../state/snapshots.ts';
+import { authMiddleware } from './auth.ts';
+import { corsMiddleware } from './cors.ts';
 import { jsonError } from './errors.ts';
+import { rejectMalformedUrl } from './malformed.ts';
 import { filterFromQuery } from './filter.ts';
+import { LIVEZ_PATH, READYZ_PATH, registerHealthRoutes, type Readiness } from './health.ts';
+import { registerPageRoute } from './page.ts';
+import { FailureLimiter } from './rate-limit.ts';
+import { securityHeaders } from './security-headers.ts';
 import { streamRoute, type NodeEnv } from './stream.ts';
 
 export const STATUS_PATH = '/api/v1/agent/status';
@@ -19,6 +28,12 @@ export interface AppDeps {
   readonly sseStats: SseStats;
   readonly maxSseClients: number;
   readonly log: Logger;
+  readonly readiness: Readiness;
+  readonly metrics: Metrics;
+  /** The key in force (SIGHUP swaps it inside); a key that is not required means open access. */
+  readonly apiKey: ApiKey;
+  /** `--cors-origin`: the origins whose pages may read the API. */
+  readonly corsOrigins: readonly string[];
 }
 
 export function createApp(deps: AppDeps): Hono<NodeEnv> {
@@ -26,15 +41,29 @@ export function createApp(deps: AppDeps): Hono<NodeEnv> {
   const app = new Hono<NodeEnv>();
 
   // --- middleware ---
+  // First, so that every response is counted, those refused by later middleware included.
+  app.use(deps.metrics.httpMiddleware);
+  app.use(rejectMalformedUrl);
+  // Each sets its headers before next(): the SSE route copies them when it takes over the response (stream.ts).
+  app.use(securityHeaders);
+  // Before the key check: a browser's preflight never carries the key.
+  app.use(corsMiddleware(deps.corsOrigins));
+  // Every path but the open ones (auth.ts OPEN_PATHS: /, /livez, /readyz) needs the key when one is set.
+  app.use(authMiddleware(deps.apiKey, new FailureLimiter(), log));
 
   // --- routes ---
+  // /livez and /readyz are open; /metrics sits behind the API key like /api/*.
+  registerHealthRoutes(app, deps.readiness);
+  registerMetricsRoute(app, deps.metrics);
+  // The status page at / is open: its data comes from the stream, which checks the key.
+  registerPageRoute(app, log);
   app.get(STATUS_PATH, (c) =>
     c.body(snapshots.render(filterFromQuery(c)).json, 200, { 'Content-Type': 'application/json' }),
   );
   app.get(STREAM_PATH, streamRoute(deps.hub, deps.sseStats, deps.maxSseClients));
 
   // --- fallbacks ---
-  for (const path of [STATUS_PATH, STREAM_PATH]) {
+  for (const path of [STATUS_PATH, STREAM_PATH, LIVEZ_PATH, READYZ_PATH, METRICS_PATH]) {
     app.all(path, (c) => jsonError(c, 405, 'Method Not Allowed', { Allow: 'GET, HEAD' }));
   }
   app.notFound((c) => jsonError(c, 404, 'Not Found'));

@@ -16,6 +16,8 @@ import { filterFromQuery } from './filter.ts';
 
 export type NodeEnv = { Bindings: HttpBindings };
 
+const STREAM_HEADER_NAMES = new Set(Object.keys(SSE_HEADERS).map((name) => name.toLowerCase()));
+
 export function streamRoute(hub: SseHub, stats: SseStats, maxClients: number) {
   return (c: Context<NodeEnv>): Response => {
     if (c.req.method === 'HEAD') return c.body(null, 200, SSE_HEADERS);
@@ -46,7 +48,8 @@ export function streamRoute(hub: SseHub, stats: SseStats, maxClients: number) {
 function takeOver(c: Context<NodeEnv>): OutgoingHttpHeaders {
   const headers: OutgoingHttpHeaders = {};
   c.res.headers.forEach((value, name) => {
-    if (name !== 'content-type') headers[name] = value;
+    // The stream's own headers win (Headers gives lower-case names; SSE_HEADERS is spelled differently).
+    if (!STREAM_HEADER_NAMES.has(name)) headers[name] = value;
   });
   c.res = undefined;
   c.res = RESPONSE_ALREADY_SENT;

@@ -8,12 +8,12 @@
 import { chmodSync, lstatSync, mkdirSync, unlinkSync } from 'node:fs';
 import { dirname } from 'node:path';
 import net from 'node:net';
-import type { StatusEvent } from '../../protocol/events.ts';
 import type { Logger } from '../log.ts';
-import type { Producer } from '../state/fold.ts';
+import type { FoldInput, Producer } from '../state/fold.ts';
 import type { StatusStore } from '../state/store.ts';
 import { decodeLine, type RejectReason } from './decode.ts';
 import { LineFramer } from './lines.ts';
+import { applySocketGroup } from './socket-group.ts';
 import type { IngestStats } from './stats.ts';
 
 export interface IngestOptions {
@@ -26,10 +26,15 @@ const REPLY_BUFFER_LIMIT = 16 * 1024;
 
 export class StartupError extends Error {}
 
+type EventInput = Extract<FoldInput, { kind: 'event' }>;
+
 interface Connection {
   readonly socket: net.Socket;
   producer: Producer;
   rejected: number;
+  /** Events decoded from the current read, not yet folded, and their line numbers. */
+  batch: EventInput[];
+  batchLines: number[];
 }
 
 export class IngestServer {
@@ -52,17 +57,20 @@ export class IngestServer {
   }
 
   /** Binds a path: refuses when another daemon answers on it, replaces a stale socket file, applies the mode. */
-  async listenPath(path: string, mode: number): Promise<void> {
+  async listenPath(path: string, mode: number, gid: number | null = null): Promise<void> {
     await clearStaleSocket(path);
-    mkdirSync(dirname(path), { recursive: true, mode: 0o750 });
+    const firstCreatedDir = mkdirSync(dirname(path), { recursive: true, mode: 0o750 });
     // The umask makes bind() create the socket with the right mode: no window in which it is wider.
     const previous = process.umask(~mode & 0o777);
     try {
-      await listen(this.server, { path });
+      // A deep accept queue: at boot, or after a restart, every agent reconnects at once.
+      await listen(this.server, { path, backlog: Math.max(511, this.options.maxProducers) });
     } finally {
       process.umask(previous);
     }
     this.ownedPath = path;
+    // --socket-group: after bind, so the socket only ever goes from narrower (the daemon's group) to the intended group.
+    if (gid !== null) applySocketGroup(path, gid, firstCreatedDir);
     chmodSync(path, mode);
   }
 
@@ -96,42 +104,77 @@ export class IngestServer {
       );
       return;
     }
-    const conn: Connection = { socket, producer: { id: this.nextProducerId++, agent: false }, rejected: 0 };
+    const conn: Connection = { socket, producer: { id: this.nextProducerId++, agent: false }, rejected: 0, batch: [], batchLines: [] };
     this.connections.add(conn);
     this.stats.producersConnected = this.connections.size;
 
     const max = this.options.maxLineBytes;
     const framer = new LineFramer(max, {
-      line: (bytes, lineNo) => this.onLine(conn, bytes, lineNo),
+      line: (bytes, lineNo, utf8) => this.onLine(conn, bytes, lineNo, utf8),
       oversized: (lineNo) => this.reject(conn, lineNo, 'too_long', `line longer than ${max} bytes`),
     });
-    socket.on('data', (chunk: Buffer) => framer.push(chunk));
-    socket.on('end', () => framer.end());
+    // The events of one read are folded together: one copy of the state and one change for the whole batch.
+    socket.on('data', (chunk: Buffer) => {
+      framer.push(chunk);
+      this.flush(conn);
+    });
+    socket.on('end', () => {
+      framer.end();
+      this.flush(conn);
+    });
     // A reset by the peer is an ordinary way for a producer to go away; 'close' follows.
     socket.on('error', () => {});
     socket.on('close', () => this.onClose(conn));
   }
 
-  private onLine(conn: Connection, bytes: Buffer, lineNo: number): void {
-    const decoded = decodeLine(bytes);
+  private onLine(conn: Connection, bytes: Buffer, lineNo: number, utf8: boolean): void {
+    const decoded = decodeLine(bytes, utf8);
     if (decoded.kind === 'rejected') return this.reject(conn, lineNo, decoded.reason, decoded.message);
     if (decoded.kind === 'ignored') {
       this.stats.ignored[decoded.reason]++;
       return;
     }
-    this.onEvent(conn, decoded.event);
+    const { event } = decoded;
+    // Logged once per connection: a producer repeating hello must not be able to flood the log.
+    if (event.type === 'hello' && !conn.producer.agent) {
+      conn.producer = { id: conn.producer.id, agent: true };
+      this.log.info({ producer: conn.producer.id }, 'agent connected');
+    }
+    conn.batch.push({ kind: 'event', event, producer: conn.producer });
+    conn.batchLines.push(lineNo);
   }
 
-  private onEvent(conn: Connection, event: StatusEvent): void {
-    if (event.type === 'hello') {
-      if (!conn.producer.agent) conn.producer = { id: conn.producer.id, agent: true };
-      this.log.info({ producer: conn.producer.id }, 'agent connected');
-    } else if (event.type !== 'agent_start' && !this.store.state.sessions.has(event.session_key!)) {
-      this.stats.ignored.unknown_session++;
-      return;
+  private flush(conn: Connection): void {
+    if (conn.batch.length === 0) return;
+    const inputs = conn.batch;
+    const lines = conn.batchLines;
+    conn.batch = [];
+    conn.batchLines = [];
+    try {
+      this.count(inputs, this.store.applyAll(inputs).unknownSession);
+    } catch {
+      // A bug in the fold must cost only the line that hit it, not the daemon and every producer's sessions:
+      // apply the batch again one event at a time to find it.
+      inputs.forEach((input, i) => this.applyOne(conn, input, lines[i]!));
     }
-    this.stats.countEvent(event.type);
-    this.store.apply({ kind: 'event', event, producer: conn.producer });
+  }
+
+  private applyOne(conn: Connection, input: EventInput, lineNo: number): void {
+    try {
+      this.count([input], this.store.applyAll([input]).unknownSession);
+    } catch (error) {
+      // Logged without the event: the error's message and stack carry no payload.
+      this.log.error({ err: error, producer: conn.producer.id, line: lineNo, type: input.event.type }, 'an event could not be applied; it was dropped');
+      this.reject(conn, lineNo, 'invalid_event', `${input.event.type}: could not be applied (a daemon bug; the event was dropped)`);
+    }
+  }
+
+  private count(inputs: readonly EventInput[], unknownSession: readonly number[]): void {
+    const ignored = unknownSession.length > 0 ? new Set(unknownSession) : null;
+    inputs.forEach((input, i) => {
+      if (ignored?.has(i)) this.stats.ignored.unknown_session++;
+      else this.stats.countEvent(input.event.type);
+    });
   }
 
   private reject(conn: Connection, lineNo: number, reason: RejectReason, message: string): void {
@@ -158,7 +201,7 @@ export class IngestServer {
   }
 }
 
-function listen(server: net.Server, target: { path: string } | { fd: number }): Promise<void> {
+function listen(server: net.Server, target: { path: string; backlog: number } | { fd: number }): Promise<void> {
   return new Promise((resolve, reject) => {
     const onError = (error: Error) => reject(error);
     server.once('error', onError);

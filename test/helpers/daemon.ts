@@ -2,7 +2,7 @@
  * Test harness: spawns the real daemon (through tsx, as `npm start` does) on a temporary socket and a free port.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, rmSync } from 'node:fs';
 import net from 'node:net';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
@@ -29,7 +29,7 @@ export interface TestDaemon {
   /** Heap and RSS after full garbage collections (only with `instrumented: true`). */
   memory(): Promise<MemoryUsage>;
   /** Sends SIGTERM (or another signal) and resolves with how the process ended. */
-  stop(signal?: NodeJS.Signals): Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
+  stop(signal?: NodeJS.Signals): Promise<{ code: number | null; signal: NodeJS.Signals | null; socketLeft: boolean }>;
 }
 
 /** Environment without any POCKETPAW_STATUS_* variable of the machine running the tests. */
@@ -126,8 +126,10 @@ export async function startDaemon(options: StartOptions = {}): Promise<TestDaemo
     async stop(signal = 'SIGTERM') {
       if (proc.exitCode === null && proc.signalCode === null) proc.kill(signal);
       const [code, sig] = await exited;
+      // Looked at before the temporary folder goes: did the daemon remove its socket file itself?
+      const socketLeft = existsSync(socket);
       rmSync(dir, { recursive: true, force: true });
-      return { code, signal: sig };
+      return { code, signal: sig, socketLeft };
     },
   };
   return daemon;

@@ -3,7 +3,6 @@
  * (not through its hard deadline), removing the socket file it created.
  */
 import assert from 'node:assert/strict';
-import { existsSync } from 'node:fs';
 import http from 'node:http';
 import { test } from 'node:test';
 import { Producer, startDaemon, waitFor } from '../helpers/daemon.ts';
@@ -30,14 +29,23 @@ test('SIGTERM with 1,000 SSE clients and 10 producers exits 0 cleanly and remove
   await waitFor(async () => (await metric(d.url, 'pocketpaw_status_sse_clients_connected')) === 1000, { what: '1,000 streams', timeoutMs: 30_000 });
   assert.equal(await metric(d.url, 'pocketpaw_status_producers_connected'), 10);
 
-  const { code, signal } = await d.stop('SIGTERM');
+  const { code, signal, socketLeft } = await d.stop('SIGTERM');
   assert.equal(signal, null);
   assert.equal(code, 0);
-  assert.equal(existsSync(d.socket), false, 'the socket file is removed');
+  assert.equal(socketLeft, false, 'the socket file is removed');
   const logs = d.logs().map((l) => l.msg);
   assert.ok(logs.includes('stopped'), 'the drain completed');
   assert.ok(!logs.some((m) => m.includes('deadline')), 'not cut short by the hard deadline');
   await waitFor(() => ended.every(Boolean), { what: 'every stream to end' });
   await Promise.all(producers.map((p) => p.closed));
   agent.destroy();
+});
+
+test('SIGTERM the moment the ready line appears still drains, exits 0 and removes the socket', async () => {
+  // The ready line is logged before startDaemon() returns: the handlers must already be there.
+  for (let i = 0; i < 5; i++) {
+    const d = await startDaemon();
+    const { code, signal, socketLeft } = await d.stop('SIGTERM');
+    assert.deepEqual({ code, signal, socketLeft }, { code: 0, signal: null, socketLeft: false });
+  }
 });

@@ -1,0 +1,152 @@
+/**
+ * Prometheus metrics through prom-client, on a registry of the daemon's own (never the global one, so that two
+ * daemons in one process, as in tests, never share series).
+ *
+ * The hot paths keep plain counters (IngestStats, SseStats, the store's state); the collectors here read them only
+ * when /metrics is scraped, so counting costs an increment and nothing more. Counters end in `_total`, the daemon's own
+ * series start with `pocketpaw_status_`; the default process and Node series keep their standard names so that
+ * ready-made dashboards work.
+ */
+import type { Env, Hono, MiddlewareHandler } from 'hono';
+import { matchedRoutes } from 'hono/route';
+import { collectDefaultMetrics, Counter, Gauge, Registry } from 'prom-client';
+import { EVENT_TYPES } from '../protocol/events.ts';
+import { SESSION_STATES, type SessionState } from '../protocol/snapshot.ts';
+import { IGNORE_REASONS, REJECT_REASONS } from './ingest/decode.ts';
+import type { IngestStats } from './ingest/stats.ts';
+import type { SseStats } from './sse/stats.ts';
+import type { StatusState } from './state/fold.ts';
+
+export const METRICS_PATH = '/metrics';
+const PREFIX = 'pocketpaw_status_';
+
+export interface MetricsSources {
+  readonly ingest: IngestStats;
+  readonly sse: SseStats;
+  /** The store's current state (sessions by state are counted from it at scrape time). */
+  readonly state: () => StatusState;
+}
+
+export interface Metrics {
+  readonly registry: Registry;
+  /** Counts every HTTP response by route pattern and status; register it before every other middleware. */
+  readonly httpMiddleware: MiddlewareHandler;
+}
+
+/** A counter whose value is copied from a plain number at scrape time. */
+function mirroredCounter(registry: Registry, name: string, help: string, read: () => number): void {
+  new Counter({
+    name: PREFIX + name,
+    help,
+    registers: [registry],
+    collect() {
+      this.reset();
+      this.inc(read());
+    },
+  });
+}
+
+/** A labelled counter copied from a record of plain numbers; every known label is present from the start (at 0). */
+function mirroredCounterByLabel<L extends string>(
+  registry: Registry,
+  name: string,
+  help: string,
+  label: L,
+  read: () => Iterable<readonly [string, number]>,
+): void {
+  new Counter({
+    name: PREFIX + name,
+    help,
+    labelNames: [label],
+    registers: [registry],
+    collect() {
+      this.reset();
+      for (const [value, n] of read()) this.inc({ [label]: value } as Record<L, string>, n);
+    },
+  });
+}
+
+function mirroredGauge(registry: Registry, name: string, help: string, read: () => number): void {
+  new Gauge({
+    name: PREFIX + name,
+    help,
+    registers: [registry],
+    collect() {
+      this.set(read());
+    },
+  });
+}
+
+export function createMetrics(sources: MetricsSources): Metrics {
+  const { ingest, sse, state } = sources;
+  const registry = new Registry();
+  collectDefaultMetrics({ register: registry });
+
+  // --- ingest ---
+  mirroredCounterByLabel(registry, 'events_ingested_total', 'Events accepted from producers and applied, by type.', 'type', () =>
+    EVENT_TYPES.map((type) => [type, ingest.events.get(type) ?? 0] as const),
+  );
+  mirroredCounterByLabel(registry, 'lines_rejected_total', 'Event lines dropped as malformed, by reason (each answered with an error line).', 'reason', () =>
+    REJECT_REASONS.map((reason) => [reason, ingest.rejected[reason]] as const),
+  );
+  mirroredCounterByLabel(registry, 'events_ignored_total', 'Well-formed events ignored (unknown type, no session key, unknown session), by reason.', 'reason', () =>
+    IGNORE_REASONS.map((reason) => [reason, ingest.ignored[reason]] as const),
+  );
+  mirroredGauge(registry, 'producers_connected', 'Producer connections open on the ingest socket.', () => ingest.producersConnected);
+  mirroredCounter(registry, 'producers_refused_total', 'Producer connections refused by --max-producers.', () => ingest.producersRefused);
+  mirroredCounter(registry, 'error_replies_dropped_total', 'Error answers not written because the producer was not reading them.', () => ingest.repliesDropped);
+
+  // --- sessions ---
+  new Gauge({
+    name: `${PREFIX}sessions`,
+    help: 'Sessions listed in the status, by state.',
+    labelNames: ['state'],
+    registers: [registry],
+    collect() {
+      const counts = new Map<SessionState, number>(SESSION_STATES.map((s) => [s, 0]));
+      for (const session of state().sessions.values()) counts.set(session.state, (counts.get(session.state) ?? 0) + 1);
+      for (const [s, n] of counts) this.set({ state: s }, n);
+    },
+  });
+
+  // --- SSE ---
+  mirroredGauge(registry, 'sse_clients_connected', 'SSE streams open now.', () => sse.clientsConnected);
+  mirroredCounter(registry, 'sse_clients_total', 'SSE streams accepted since start (its rate shows reconnect storms).', () => sse.clientsTotal);
+  mirroredCounter(registry, 'sse_clients_refused_total', 'SSE streams refused by --max-sse-clients.', () => sse.clientsRefused);
+  mirroredCounterByLabel(registry, 'sse_events_sent_total', 'SSE events written to clients, by event type.', 'type', () => Object.entries(sse.eventsSent));
+  mirroredCounterByLabel(registry, 'sse_clients_dropped_total', 'SSE clients disconnected for being too slow, by reason.', 'reason', () =>
+    Object.entries(sse.clientsDropped),
+  );
+
+  // --- HTTP ---
+  const httpRequests = new Counter({
+    name: `${PREFIX}http_requests_total`,
+    help: 'HTTP responses by matched route pattern ("unmatched" when no route matched) and status code.',
+    labelNames: ['route', 'status'],
+    registers: [registry],
+  });
+  const httpMiddleware: MiddlewareHandler = async (c, next) => {
+    await next();
+    httpRequests.inc({ route: routeLabel(c), status: String(c.res.status) });
+  };
+
+  return { registry, httpMiddleware };
+}
+
+/**
+ * The route pattern a request was for, never its raw URL (unbounded label values would be a memory leak). The
+ * routes from the one that answered on are searched for the first that is not a wildcard middleware pattern: a
+ * request refused by the auth middleware still counts under the route it asked for; one that matched no route at
+ * all counts as "unmatched".
+ */
+function routeLabel(c: Parameters<MiddlewareHandler>[0]): string {
+  const routes = matchedRoutes(c);
+  return routes.slice(c.req.routeIndex).find((route) => !route.path.includes('*'))?.path ?? 'unmatched';
+}
+
+/** `GET /metrics`: the exposition, in the registry's own content type (the API key applies when one is set). */
+export function registerMetricsRoute<E extends Env>(app: Hono<E>, metrics: Metrics): void {
+  app.get(METRICS_PATH, async (c) =>
+    c.body(await metrics.registry.metrics(), 200, { 'Content-Type': metrics.registry.contentType, 'Cache-Control': 'no-store' }),
+  );
+}

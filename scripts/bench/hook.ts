@@ -1,0 +1,97 @@
+/**
+ * Hook benchmark: time from spawn() to exit of `node dist/cli.js hook claude-code` (the command the README's
+ * settings.json runs before every tool call of Claude Code), next to `node -e 0` measured in the same run (what Node
+ * itself costs to start). Goal: within 2x of `node -e 0`.
+ *
+ * The bundle is built fresh into a temporary directory with the real build (scripts/build.ts), so the figure is for
+ * the current sources and dist/ is left alone. The hook gets a recorded PreToolUse payload on stdin and a listening
+ * socket (a plain server that only reads, so that the daemon's own cost is not in the figure); a second figure has
+ * no daemon at all. Runs alternate between the variants so that machine load hits them alike; medians are reported.
+ *
+ * Usage: node --import tsx scripts/bench/hook.ts [--runs N] [--json]
+ */
+import { spawn } from 'node:child_process';
+import { once } from 'node:events';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import net from 'node:net';
+import { tmpdir } from 'node:os';
+import { join, resolve } from 'node:path';
+import { performance } from 'node:perf_hooks';
+import { fileURLToPath } from 'node:url';
+import { parseArgs } from 'node:util';
+import { buildDist, ROOT } from '../build.ts';
+import { printFigures, type Figure } from './figure.ts';
+
+const PAYLOAD = readFileSync(join(ROOT, 'test/fixtures/claude-code/pre-tool-use.json'));
+const GOAL_RATIO = 2;
+
+/** Milliseconds from spawn to exit; rejects if the process fails. */
+async function timed(args: string[], stdin: Buffer | null): Promise<number> {
+  const started = performance.now();
+  const proc = spawn(process.execPath, args, { stdio: [stdin ? 'pipe' : 'ignore', 'ignore', 'pipe'] });
+  let stderr = '';
+  proc.stderr!.setEncoding('utf8').on('data', (d: string) => (stderr += d));
+  if (stdin) proc.stdin!.end(stdin);
+  const [code] = (await once(proc, 'exit')) as [number | null];
+  const elapsed = performance.now() - started;
+  if (code !== 0) throw new Error(`node ${args.join(' ')} exited with ${code}: ${stderr}`);
+  return elapsed;
+}
+
+function median(values: number[]): number {
+  const sorted = [...values].sort((a, b) => a - b);
+  const mid = sorted.length >> 1;
+  return sorted.length % 2 ? sorted[mid]! : (sorted[mid - 1]! + sorted[mid]!) / 2;
+}
+
+function hookFigure(name: string, value: number, baseline: number): Figure {
+  const ratio = baseline > 0 ? value / baseline : null;
+  return { name, value, unit: 'ms', baseline, ratio, goal: `<= ${GOAL_RATIO} of baseline`, met: ratio === null ? null : ratio <= GOAL_RATIO };
+}
+
+export async function benchHook(options: { runs?: number } = {}): Promise<Figure[]> {
+  const runs = options.runs ?? 30;
+  const dir = mkdtempSync(join(tmpdir(), 'pps-bench-hook-'));
+  try {
+    const { file } = await buildDist(join(dir, 'dist'));
+    const socket = join(dir, 'ingest.sock');
+    let received = 0;
+    const server = net.createServer((c) => {
+      c.setEncoding('utf8');
+      c.on('data', (d: string) => (received += d.split('\n').length - 1));
+      c.on('error', () => {});
+    });
+    server.listen(socket);
+    await once(server, 'listening');
+    const missing = join(dir, 'nobody.sock');
+
+    const base: number[] = [];
+    const up: number[] = [];
+    const down: number[] = [];
+    // One warm-up of each, so that the first run does not pay for the page cache.
+    await timed(['-e', '0'], null);
+    await timed([file, 'hook', 'claude-code', '--socket', socket], PAYLOAD);
+    received = 0;
+    for (let i = 0; i < runs; i++) {
+      base.push(await timed(['-e', '0'], null));
+      up.push(await timed([file, 'hook', 'claude-code', '--socket', socket], PAYLOAD));
+      down.push(await timed([file, 'hook', 'claude-code', '--socket', missing], PAYLOAD));
+    }
+    await new Promise<void>((r) => server.close(() => r()));
+    // A fast hook that delivers nothing would be a meaningless figure.
+    if (received !== runs) throw new Error(`the hook delivered ${received} of ${runs} events`);
+    const baseline = median(base);
+    return [
+      hookFigure('hook claude-code, spawn to exit (daemon listening)', median(up), baseline),
+      hookFigure('hook claude-code, spawn to exit (no daemon)', median(down), baseline),
+    ];
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+if (process.argv[1] && resolve(process.argv[1]) === fileURLToPath(import.meta.url)) {
+  const { values } = parseArgs({ options: { runs: { type: 'string' }, json: { type: 'boolean' } } });
+  const figures = await benchHook({ runs: values.runs ? Number(values.runs) : undefined });
+  printFigures(figures, values.json ?? false);
+}
