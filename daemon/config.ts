@@ -320,7 +320,7 @@ function describeArgError(error: unknown): string {
 export function serveHelp(): string {
   const rows = Object.values(SERVE_OPTIONS).map((o: Option<unknown>) => {
     const left = o.boolean ? `--${o.flag}` : `--${o.flag} ${o.arg}`;
-    return `  ${left.padEnd(26)} ${o.help}\n  ${''.padEnd(26)} env ${envNames(o).join(' or ')}; default ${o.defaultText}`;
+    return `  ${left.padEnd(28)} ${o.help}\n  ${''.padEnd(28)} env ${envNames(o).join(' or ')}; default ${o.defaultText}`;
   });
   return [
     'Usage: pocketpaw-status serve [options]',
@@ -332,7 +332,7 @@ export function serveHelp(): string {
     '',
     'Options:',
     ...rows,
-    `  ${'--help, -h'.padEnd(26)} show this help`,
+    `  ${'--help, -h'.padEnd(28)} show this help`,
     '',
     'API key: from --api-key-file, else the systemd credential $CREDENTIALS_DIRECTORY/status-api-key, else',
     'POCKETPAW_STATUS_API_KEY. Clients present it as ?key=, X-Status-Key or Authorization: Bearer. SIGHUP re-reads',
