@@ -153,7 +153,8 @@ async function sendStdin(socketPath: string): Promise<void> {
         process.stderr.write(`${PREFIX}: stdin line ${lineNo}: sent, but the daemon will ignore it: ${why}\n`);
       }
       stdinLineOf.push(lineNo);
-      if (!connection.write(Buffer.concat([bytes, NEWLINE]))) process.stdin.pause();
+      const line = typeof bytes === 'string' ? Buffer.from(bytes, 'latin1') : bytes;
+      if (!connection.write(Buffer.concat([line, NEWLINE]))) process.stdin.pause();
     },
     oversized(lineNo) {
       failed = true;

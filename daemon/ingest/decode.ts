@@ -20,12 +20,12 @@ export type Decoded =
 
 const KNOWN_TYPES: ReadonlySet<string> = new Set<string>(EVENT_TYPES);
 
-/** `utf8`: the caller already knows the bytes are valid UTF-8. */
-export function decodeLine(bytes: Buffer, utf8 = false): Decoded {
-  if (!utf8 && !isUtf8(bytes)) return reject('invalid_utf8', 'invalid UTF-8');
+/** A line as bytes, or as a string already decoded; `utf8`: the caller already knows the bytes are valid UTF-8. */
+export function decodeLine(line: Buffer | string, utf8 = false): Decoded {
+  if (typeof line !== 'string' && !utf8 && !isUtf8(line)) return reject('invalid_utf8', 'invalid UTF-8');
   let value: unknown;
   try {
-    value = JSON.parse(bytes.toString('utf8'));
+    value = JSON.parse(typeof line === 'string' ? line : line.toString('utf8'));
   } catch {
     return reject('invalid_json', 'invalid JSON');
   }

@@ -173,3 +173,42 @@ describe('LineFramer', () => {
     assert.deepEqual(calls, [{ kind: 'line', text: 'abc', lineNo: 1 }]);
   });
 });
+
+describe('LineFramer: ASCII reads and other reads', () => {
+  // An all-ASCII read is decoded once as text; any other read is framed on bytes. Both must frame the same way.
+  const lines = (max: number, ...chunks: Buffer[]) => {
+    const out: { line: string; lineNo: number; utf8: boolean; text: boolean }[] = [];
+    const f = new LineFramer(max, {
+      line: (line, lineNo, utf8) => out.push({ line: typeof line === 'string' ? line : line.toString('utf8'), lineNo, utf8, text: typeof line === 'string' }),
+      oversized: (lineNo) => out.push({ line: '<oversized>', lineNo, utf8: false, text: false }),
+    });
+    chunks.forEach((c) => f.push(c));
+    f.end();
+    return out;
+  };
+
+  test('an ASCII read is delivered as text, with CRLF, blank lines and an oversized line handled as on bytes', () => {
+    const ascii = lines(8, Buffer.from('ab\r\n\n123456789\nok\n'));
+    assert.deepEqual(ascii, [
+      { line: 'ab', lineNo: 1, utf8: true, text: true },
+      { line: '<oversized>', lineNo: 3, utf8: false, text: false },
+      { line: 'ok', lineNo: 4, utf8: true, text: true },
+    ]);
+    const other = lines(8, Buffer.from('ab\r\n\n123456789\nok\n\u00e9\n'));
+    assert.deepEqual(other.slice(0, 3).map(({ line, lineNo }) => ({ line, lineNo })), ascii.map(({ line, lineNo }) => ({ line, lineNo })));
+    assert.deepEqual(other[3], { line: '\u00e9', lineNo: 5, utf8: true, text: false });
+  });
+
+  test('a read with invalid UTF-8 marks none of its lines as checked', () => {
+    const out = lines(64, Buffer.concat([Buffer.from('{"a":1}\n'), Buffer.from([0xff, 0x0a])]));
+    assert.deepEqual(out.map((o) => o.utf8), [false, false]);
+  });
+
+  test('a line begun in one read and ended in an ASCII read keeps its number, and later lines theirs', () => {
+    const out = lines(64, Buffer.from('{"type":"thin'), Buffer.from('king"}\nnext\n'));
+    assert.deepEqual(out.map(({ line, lineNo }) => ({ line, lineNo })), [
+      { line: '{"type":"thinking"}', lineNo: 1 },
+      { line: 'next', lineNo: 2 },
+    ]);
+  });
+});

@@ -6,14 +6,15 @@
  * either an error that destroys the stream or dropped silently. Here an oversized line is never buffered past the cap,
  * is reported once, and the next line is read normally.
  */
-import { isUtf8 } from 'node:buffer';
+import { isAscii, isUtf8 } from 'node:buffer';
 
 export interface LineSink {
   /**
-   * A complete line, without its `\n` or `\r\n`. `bytes` may be a view into a larger buffer: use it before returning.
-   * `utf8` is true when the line is already known to be valid UTF-8 (checked once for the whole read).
+   * A complete line, without its `\n` or `\r\n`: a string when the read was plain ASCII (the common case, decoded
+   * once for the whole read), else bytes, which may be a view into a larger buffer: use them before returning.
+   * `utf8` is true when the line is known to be valid UTF-8 (always for a string).
    */
-  line(bytes: Buffer, lineNo: number, utf8: boolean): void;
+  line(line: Buffer | string, lineNo: number, utf8: boolean): void;
   /** A line passed `maxLineBytes`; the rest of it up to the next newline is skipped unread. */
   oversized(lineNo: number): void;
 }
@@ -34,28 +35,53 @@ export class LineFramer {
 
   push(chunk: Buffer): void {
     let start = 0;
-    // LF never occurs inside a multi-byte sequence, so if the complete lines of this read are valid UTF-8 as a
-    // whole, each of them is: one check per read instead of one per line.
-    const last = chunk.lastIndexOf(LF);
-    const utf8 = last >= 0 && isUtf8(chunk.subarray(0, last));
-    for (;;) {
-      const nl = chunk.indexOf(LF, start);
-      if (nl < 0) break;
+    if (this.tailBytes > 0 || this.skipping) {
+      // First finish the line an earlier read began.
+      const nl = chunk.indexOf(LF);
+      if (nl < 0) return this.keep(chunk, 0);
       this.lineNo++;
       if (this.skipping) {
         this.skipping = false;
-      } else if (this.tailBytes > 0) {
-        const piece = chunk.subarray(start, nl);
+      } else {
+        const piece = chunk.subarray(0, nl);
         const line = Buffer.concat([...this.tail, piece], this.tailBytes + piece.length);
         this.tail = [];
         this.tailBytes = 0;
         this.deliver(line, 0, line.length, false);
-      } else {
-        this.deliver(chunk, start, nl, utf8);
       }
       start = nl + 1;
     }
+    const last = chunk.lastIndexOf(LF);
+    if (last >= start) {
+      const lines = chunk.subarray(start, last);
+      if (isAscii(lines)) {
+        // One decode for every complete line of the read: ASCII bytes are characters, so lengths are byte counts.
+        this.deliverText(chunk.toString('latin1', start, last + 1));
+      } else {
+        // LF never occurs inside a multi-byte sequence, so if the complete lines of this read are valid UTF-8 as a
+        // whole, each of them is: one check per read instead of one per line.
+        const utf8 = isUtf8(lines);
+        for (let nl = chunk.indexOf(LF, start); nl >= 0 && nl <= last; nl = chunk.indexOf(LF, start)) {
+          this.lineNo++;
+          this.deliver(chunk, start, nl, utf8);
+          start = nl + 1;
+        }
+      }
+      start = last + 1;
+    }
     if (start < chunk.length) this.keep(chunk, start);
+  }
+
+  /** Complete ASCII lines, each ending in `\n`. */
+  private deliverText(text: string): void {
+    let start = 0;
+    for (let nl = text.indexOf('\n'); nl >= 0; nl = text.indexOf('\n', start)) {
+      this.lineNo++;
+      const end = nl > start && text.charCodeAt(nl - 1) === CR ? nl - 1 : nl;
+      if (end - start > this.maxLineBytes) this.sink.oversized(this.lineNo);
+      else if (end > start) this.sink.line(text.slice(start, end), this.lineNo, true);
+      start = nl + 1;
+    }
   }
 
   /** The producer closed: a last line without a newline still counts. */

@@ -110,7 +110,7 @@ export class IngestServer {
 
     const max = this.options.maxLineBytes;
     const framer = new LineFramer(max, {
-      line: (bytes, lineNo, utf8) => this.onLine(conn, bytes, lineNo, utf8),
+      line: (line, lineNo, utf8) => this.onLine(conn, line, lineNo, utf8),
       oversized: (lineNo) => this.reject(conn, lineNo, 'too_long', `line longer than ${max} bytes`),
     });
     // The events of one read are folded together: one copy of the state and one change for the whole batch.
@@ -127,8 +127,8 @@ export class IngestServer {
     socket.on('close', () => this.onClose(conn));
   }
 
-  private onLine(conn: Connection, bytes: Buffer, lineNo: number, utf8: boolean): void {
-    const decoded = decodeLine(bytes, utf8);
+  private onLine(conn: Connection, line: Buffer | string, lineNo: number, utf8: boolean): void {
+    const decoded = decodeLine(line, utf8);
     if (decoded.kind === 'rejected') return this.reject(conn, lineNo, decoded.reason, decoded.message);
     if (decoded.kind === 'ignored') {
       this.stats.ignored[decoded.reason]++;
