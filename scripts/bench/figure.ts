@@ -2,6 +2,9 @@
  * The shape every benchmark reports, and the two ways it prints: a table for people, one JSON object for machines.
  */
 
+import { readFileSync } from 'node:fs';
+import os from 'node:os';
+
 export interface Figure {
   readonly name: string;
   readonly value: number;
@@ -10,7 +13,10 @@ export interface Figure {
   readonly baseline: number | null;
   /** value / baseline; null without a baseline. */
   readonly ratio: number | null;
-  /** What counts as good, in words (e.g. ">= 0.6 of baseline"); null for figures that are only reported. */
+  /**
+   * The bound the figure must meet, as text: `>= 0.6` or `<= 1.25` bound the ratio (value / baseline); a figure
+   * without a baseline (ratio null) bounds its value, in its unit (`<= 50`). Null for figures only reported.
+   */
   readonly goal: string | null;
   /** Whether the goal is met; null when there is no goal. */
   readonly met: boolean | null;
@@ -25,7 +31,7 @@ export function compared(name: string, value: number, unit: string, baseline: nu
     unit,
     baseline,
     ratio,
-    goal: goalRatio === null ? null : `>= ${goalRatio} of baseline`,
+    goal: goalRatio === null ? null : `>= ${goalRatio}`,
     met: goalRatio === null || ratio === null ? null : ratio >= goalRatio,
   };
 }
@@ -41,15 +47,21 @@ function num(n: number): string {
   return n.toPrecision(3);
 }
 
+/** The goal as the table shows it: a bound on the value itself carries the unit, so it cannot be read as a ratio. */
+function goalText(f: Figure): string {
+  if (f.goal === null) return '-';
+  return f.baseline === null ? `${f.goal} ${f.unit}` : f.goal;
+}
+
 export function formatTable(figures: readonly Figure[]): string {
   const rows = [
     ['figure', 'value', 'baseline', 'ratio', 'goal', 'met'],
     ...figures.map((f) => [
       f.name,
-      `${num(f.value)} ${f.unit}`,
+      Number.isFinite(f.value) ? `${num(f.value)} ${f.unit}` : 'n/a',
       f.baseline === null ? '-' : `${num(f.baseline)} ${f.unit}`,
       f.ratio === null ? '-' : f.ratio.toFixed(2),
-      f.goal ?? '-',
+      goalText(f),
       f.met === null ? '-' : f.met ? 'yes' : 'NO',
     ]),
   ];
@@ -57,6 +69,47 @@ export function formatTable(figures: readonly Figure[]): string {
   return rows.map((r) => r.map((cell, i) => cell.padEnd(widths[i]!)).join('  ').trimEnd()).join('\n') + '\n';
 }
 
-export function printFigures(figures: readonly Figure[], json: boolean): void {
-  process.stdout.write(json ? `${JSON.stringify({ figures })}\n` : formatTable(figures));
+/** What the figures were measured on: without it, a table cannot be compared with another. */
+export interface Machine {
+  readonly cpu: string;
+  readonly cores: number;
+  readonly memory_bytes: number;
+  readonly node: string;
+  readonly os: string;
+  /** 1, 5 and 15 minute load averages when the run began: above the core count, other work shared the machine. */
+  readonly load_average: readonly [number, number, number];
+  readonly date: string;
 }
+
+export function machineInfo(): Machine {
+  let distro = '';
+  try {
+    distro = /^PRETTY_NAME="?([^"\n]*)"?$/m.exec(readFileSync('/etc/os-release', 'utf8'))?.[1] ?? '';
+  } catch {
+    // Not every system has /etc/os-release; the kernel release is enough.
+  }
+  const [l1, l5, l15] = os.loadavg();
+  return {
+    cpu: os.cpus()[0]?.model.trim() ?? 'unknown',
+    cores: os.availableParallelism(),
+    memory_bytes: os.totalmem(),
+    node: process.version,
+    os: `${os.type()} ${os.release()} ${os.arch()}${distro ? ` (${distro})` : ''}`,
+    load_average: [round2(l1 ?? 0), round2(l5 ?? 0), round2(l15 ?? 0)],
+    date: new Date().toISOString(),
+  };
+}
+
+const round2 = (n: number) => Math.round(n * 100) / 100;
+
+export function formatMachine(m: Machine): string {
+  const gib = (m.memory_bytes / 1024 ** 3).toFixed(1);
+  return `machine: ${m.cpu}, ${m.cores} cores, ${gib} GiB, Node ${m.node}, ${m.os}, load average ${m.load_average.join(' ')} at start, ${m.date}\n`;
+}
+
+export function printFigures(figures: readonly Figure[], json: boolean, machine: Machine = machineAtStart): void {
+  process.stdout.write(json ? `${JSON.stringify({ machine, figures })}\n` : formatMachine(machine) + formatTable(figures));
+}
+
+/** Taken when the benchmark scripts load, before any of them has put load on the machine. */
+const machineAtStart: Machine = machineInfo();

@@ -137,15 +137,21 @@ export interface StartupResult {
   readonly variants: { name: string; readyMs: number; cpuMs: number; rssMiB: number }[];
 }
 
-export async function benchStartup(options: { runs?: number } = {}): Promise<Figure[]> {
+/** `bundle`: an already built dist/cli.js (npm run bench builds once for every benchmark); else one is built here. */
+export interface StartupOptions {
+  readonly runs?: number;
+  readonly bundle?: string;
+}
+
+export async function benchStartup(options: StartupOptions = {}): Promise<Figure[]> {
   return (await measureStartup(options)).figures;
 }
 
-export async function measureStartup(options: { runs?: number } = {}): Promise<StartupResult> {
+export async function measureStartup(options: StartupOptions = {}): Promise<StartupResult> {
   const runs = options.runs ?? 7;
   const dir = mkdtempSync(join(tmpdir(), 'pps-bench-startup-'));
   try {
-    const { file } = await buildDist(join(dir, 'dist'));
+    const file = options.bundle ?? (await buildDist(join(dir, 'dist'))).file;
     const tsxCli = join(ROOT, 'node_modules/tsx/dist/cli.mjs');
     const variants: Variant[] = [
       { name: 'bare node', args: (port) => ['-e', BARE_SERVER, String(port)] },
