@@ -1,6 +1,6 @@
 /**
  * `pocketpaw-status status`: PocketPaw's `pocketpaw status`, telling the truth (pocketpaw-behaviour.md §11, §14
- * defect 16): any daemon URL and key; "not running" only when nothing answers, a rejected key said as such; stdout
+ * defect 16): a daemon URL and key of your choice; "not running" only when nothing answers, a rejected key said as such; stdout
  * holds only the table or the JSON; `--watch` follows the SSE stream instead of polling, and reconnects by itself.
  */
 import { parseArgs } from 'node:util';

@@ -22,7 +22,7 @@ export const FORBIDDEN_DETAIL = 'Invalid or missing status API key';
 export const TOO_MANY_DETAIL = 'Too many requests';
 
 export function clientAddress(c: Context<NodeEnv>): string {
-  // The peer of the TCP connection, never X-Forwarded-For: any client can write that header.
+  // The peer of the TCP connection, never X-Forwarded-For, which every client can write.
   return c.env?.incoming?.socket?.remoteAddress ?? 'unknown';
 }
 

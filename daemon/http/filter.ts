@@ -1,4 +1,4 @@
-/** `?session=KEY` and `?channel=NAME`, each repeatable: any value of a parameter matches; both must match. */
+/** `?session=KEY` and `?channel=NAME`, each repeatable: one matching value of a parameter is enough; both parameters must match. */
 import type { Context } from 'hono';
 import { NO_FILTER, type SessionFilter } from '../state/snapshot.ts';
 
