@@ -190,9 +190,10 @@ describe('errors', () => {
     }
   });
 
-  test('other methods on the status path are a JSON 405 with an Allow header', async () => {
-    for (const method of ['POST', 'PUT', 'DELETE', 'PATCH']) {
-      const { res, text } = await raw(STATUS, { method, body: method === 'DELETE' ? undefined : '{}' });
+  test('other methods on the status, stream, page, health and metrics paths are a JSON 405 with an Allow header', async () => {
+    const paths = [STATUS, '/api/v1/agent/status/stream', '/', '/livez', '/readyz', '/metrics'];
+    for (const [method, path] of ['POST', 'PUT', 'DELETE', 'PATCH'].flatMap((m) => paths.map((p) => [m, p] as const))) {
+      const { res, text } = await raw(path, { method, body: method === 'DELETE' ? undefined : '{}' });
       assert.equal(res.status, 405, method);
       assert.match(res.headers.get('content-type') ?? '', /^application\/json(;|$)/, method);
       const allow = (res.headers.get('allow') ?? '').split(',').map((m) => m.trim());

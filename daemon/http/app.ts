@@ -14,7 +14,7 @@ import { jsonError } from './errors.ts';
 import { rejectMalformedUrl } from './malformed.ts';
 import { filterFromQuery } from './filter.ts';
 import { LIVEZ_PATH, READYZ_PATH, registerHealthRoutes, type Readiness } from './health.ts';
-import { registerPageRoute } from './page.ts';
+import { PAGE_PATH, registerPageRoute } from './page.ts';
 import { FailureLimiter } from './rate-limit.ts';
 import { securityHeaders } from './security-headers.ts';
 import { streamRoute, type NodeEnv } from './stream.ts';
@@ -63,7 +63,7 @@ export function createApp(deps: AppDeps): Hono<NodeEnv> {
   app.get(STREAM_PATH, streamRoute(deps.hub, deps.sseStats, deps.maxSseClients));
 
   // --- fallbacks ---
-  for (const path of [STATUS_PATH, STREAM_PATH, LIVEZ_PATH, READYZ_PATH, METRICS_PATH]) {
+  for (const path of [PAGE_PATH, STATUS_PATH, STREAM_PATH, LIVEZ_PATH, READYZ_PATH, METRICS_PATH]) {
     app.all(path, (c) => jsonError(c, 405, 'Method Not Allowed', { Allow: 'GET, HEAD' }));
   }
   app.notFound((c) => jsonError(c, 404, 'Not Found'));
