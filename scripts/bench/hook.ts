@@ -4,9 +4,9 @@
  * itself costs to start). Goal: within 2x of `node -e 0`.
  *
  * Run alone, the bundle is built fresh into a temporary directory with the real build (scripts/build.ts), so the
- * figure is for the current sources and dist/ is left alone; `npm run bench` passes the bundle it built. The hook gets a recorded PreToolUse payload on stdin and a listening
- * socket (a plain server that only reads, so that the daemon's own cost is not in the figure); a second figure has
- * no daemon at all. Runs alternate between the variants so that machine load hits them alike; medians are reported.
+ * figure is for the current sources and dist/ is left alone; `npm run bench` passes the bundle it built. The hook
+ * gets a recorded PreToolUse payload on stdin and a listening socket (a plain server that only reads, so that the
+ * daemon's own cost is not in the figure); a second figure has no daemon at all. Runs alternate between the variants so that machine load hits them alike; medians are reported.
  *
  * Usage: node --import tsx scripts/bench/hook.ts [--runs N] [--json]
  */

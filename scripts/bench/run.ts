@@ -1,0 +1,173 @@
+/**
+ * `npm run bench`: every benchmark in one run, one report. Each figure sits next to a baseline measured in the same
+ * run on the same machine (a bare Node program doing the least the job needs), so the ratio means something even on
+ * a machine shared with other work; absolute values do not travel between machines.
+ *
+ * Goals named in the issues, and the figure that carries each (goal text as in the report):
+ *   issue 2  ingest at least 0.6 of a bare split + JSON.parse receiver
+ *            'ingest: daemon events/s'                                        >= 0.6
+ *   issue 3  SSE CPU per delivered event at most 1.25x a bare node:http SSE server
+ *            'SSE CPU per delivered event, N clients' (each client count)     <= 1.25
+ *   issue 3  SSE memory per client at most 1.25x the bare SSE server
+ *            'SSE memory per client, N clients' (each client count)           <= 1.25
+ *   issue 3  SSE p99 latency at 1,000 clients at most 1.25x the bare SSE server
+ *            'SSE p99 latency, 1000 clients'                                  <= 1.25
+ *   issue 5  hook spawn-to-exit within 2x of `node -e 0`
+ *            'hook claude-code, spawn to exit (daemon listening | no daemon)' <= 2
+ *   issue 6  time to ready and memory, tsx against compiled: measured, no numeric goal
+ *            'start-up to first answer, ...' and 'resident memory at ready, ...'
+ *   issue 7  REST at least 0.9 of a bare node:http server returning the same bytes
+ *            'REST requests/s, 100 sessions, 50 connections (compiled)'      >= 0.9
+ *   issue 7  compiled start-up within 2x of a bare Node server
+ *            'start-up to first answer, compiled (node dist/cli.js)'          <= 2
+ *   issue 7  10,000 sessions under 50 MB above idle (a bound on the value: no baseline, ratio null)
+ *            'memory: 10,000 live sessions above idle'                        <= 50 (MB above idle)
+ *
+ * A goal is a bound on the ratio (value / baseline), except where a figure has no baseline: then it bounds the value
+ * in the figure's unit. An unmet goal is reported, not an error: the exit code is 1 only when a benchmark could not
+ * run (each failure is described on stderr, and the others still run).
+ *
+ * The bundle (dist/cli.js) is built once, always, at the start: the start-up, hook, REST and memory figures are for
+ * the compiled daemon, and must be for the sources as they are now. A freshness check would have to cover every
+ * source, the page assets and node_modules, while the build takes well under a second.
+ *
+ * Which daemon: ingest and SSE start it as `npm start` does (node --import tsx, through the test harness); REST,
+ * memory, start-up and hook use the compiled bundle, what the systemd unit runs (start-up measures tsx as well).
+ *
+ * Usage: node --import tsx scripts/bench/run.ts [--quick] [--json]
+ *   (through npm, `npm run -s bench -- --json`: without -s, npm prints its "> pocketpaw-status bench" banner on stdout)
+ *   --quick  fewer events, clients, requests and runs: the whole report in under a minute (goals keep their figures)
+ *   --json   one JSON object on stdout: {"machine": {...}, "figures": [{name, value, unit, baseline, ratio, goal, met}]}
+ * Progress and failures go to stderr, so stdout holds only the report.
+ */
+import { readdirSync, readFileSync } from 'node:fs';
+import { performance } from 'node:perf_hooks';
+import { parseArgs } from 'node:util';
+
+import { buildDist } from '../build.ts';
+import { formatMachine, formatTable, machineInfo, type Figure } from './figure.ts';
+import { benchHook } from './hook.ts';
+import { benchIngest } from './ingest.ts';
+import { benchMemory } from './memory.ts';
+import { benchRest } from './rest.ts';
+import { benchSse } from './sse.ts';
+import { benchStartup } from './startup.ts';
+
+interface Bench {
+  readonly name: string;
+  readonly run: (bundle: string | null) => Promise<Figure[]>;
+}
+
+/** Benchmarks of the compiled daemon cannot run without the bundle; the message says what to look at instead. */
+function needs(bundle: string | null): string {
+  if (bundle === null) throw new Error('not run: the build failed (see above); `npm run build` shows why');
+  return bundle;
+}
+
+function benches(quick: boolean): Bench[] {
+  return [
+    { name: 'ingest', run: () => benchIngest({ events: quick ? 200_000 : 1_000_000 }) },
+    // 1,000 clients carry all three SSE goals, so the quick run keeps that count and drops the others.
+    { name: 'SSE fan-out', run: () => benchSse(quick ? { clients: [1000], events: 10 } : { clients: [100, 1000, 5000], events: 40 }) },
+    { name: 'REST', run: (b) => benchRest({ bundle: needs(b), seconds: quick ? 2 : 10, warmupSeconds: quick ? 1 : 2 }) },
+    { name: 'start-up', run: (b) => benchStartup({ bundle: needs(b), runs: quick ? 3 : 7 }) },
+    { name: 'memory', run: (b) => benchMemory({ bundle: needs(b), settleMs: quick ? 1000 : 3000 }) },
+    { name: 'hook', run: (b) => benchHook({ bundle: needs(b), runs: quick ? 10 : 30 }) },
+  ];
+}
+
+function describe(error: unknown): string {
+  return error instanceof Error ? (error.stack ?? error.message) : String(error);
+}
+
+/**
+ * Runs one benchmark so that its failure cannot stop the others: an error thrown from a callback (an unhandled
+ * 'error' event, a rejected promise nobody awaited) fails this benchmark instead of ending the process, and so does
+ * running past `limitMs`, which would otherwise hang the whole report.
+ */
+async function guarded(run: () => Promise<Figure[]>, limitMs: number): Promise<Figure[]> {
+  let fail: (error: unknown) => void = () => {};
+  const failed = new Promise<never>((_, reject) => (fail = reject));
+  const onError = (error: unknown) => fail(error);
+  process.on('uncaughtException', onError);
+  process.on('unhandledRejection', onError);
+  const timer = setTimeout(() => fail(new Error(`still running after ${limitMs / 1000} s: stopped`)), limitMs);
+  try {
+    return await Promise.race([run(), failed]);
+  } finally {
+    clearTimeout(timer);
+    process.off('uncaughtException', onError);
+    process.off('unhandledRejection', onError);
+  }
+}
+
+/**
+ * Servers a failed benchmark could not stop would skew every later figure: after a failure, the processes this one
+ * started (its direct children, by pid) are killed.
+ */
+function killChildren(): void {
+  const pids = new Set<number>();
+  try {
+    for (const task of readdirSync(`/proc/${process.pid}/task`)) {
+      for (const pid of readFileSync(`/proc/${process.pid}/task/${task}/children`, 'utf8').trim().split(/\s+/)) if (pid) pids.add(Number(pid));
+    }
+  } catch {
+    return; // Without /proc there is nothing to find them by.
+  }
+  for (const pid of pids) {
+    try {
+      process.kill(pid, 'SIGKILL');
+    } catch {
+      // Already gone.
+    }
+  }
+}
+
+const seconds = (since: number) => ((performance.now() - since) / 1000).toFixed(1);
+
+async function main(): Promise<number> {
+  const { values } = parseArgs({ options: { quick: { type: 'boolean', default: false }, json: { type: 'boolean', default: false } } });
+  const quick = values.quick ?? false;
+  // Before anything runs: the load average says whether other work shared the machine, not what this run caused.
+  const machine = machineInfo();
+  const started = performance.now();
+  const failed: string[] = [];
+  const log = (line: string) => process.stderr.write(`bench: ${line}\n`);
+  log(`${quick ? 'quick' : 'full'} run; load average at start ${machine.load_average.join(' ')} on ${machine.cores} cores`);
+
+  let bundle: string | null = null;
+  const buildStarted = performance.now();
+  try {
+    bundle = (await buildDist()).file;
+    log(`built ${bundle} in ${seconds(buildStarted)} s`);
+  } catch (error) {
+    failed.push('build');
+    log(`build FAILED: ${describe(error)}`);
+  }
+
+  const figures: Figure[] = [];
+  for (const bench of benches(quick)) {
+    const t0 = performance.now();
+    log(`${bench.name}...`);
+    try {
+      figures.push(...(await guarded(() => bench.run(bundle), quick ? 120_000 : 900_000)));
+      log(`${bench.name} done in ${seconds(t0)} s`);
+    } catch (error) {
+      failed.push(bench.name);
+      log(`${bench.name} FAILED after ${seconds(t0)} s: ${describe(error)}`);
+      killChildren();
+    }
+  }
+
+  const report = values.json ? `${JSON.stringify({ machine, figures })}\n` : `${formatMachine(machine)}\n${formatTable(figures)}`;
+  await new Promise<void>((resolve) => process.stdout.write(report, () => resolve()));
+
+  const unmet = figures.filter((f) => f.met === false).map((f) => f.name);
+  log(`${quick ? 'quick' : 'full'} run took ${seconds(started)} s; goals met ${figures.filter((f) => f.met === true).length} of ${figures.filter((f) => f.met !== null).length}`);
+  if (unmet.length > 0) log(`goals not met: ${unmet.join('; ')}`);
+  if (failed.length > 0) log(`could not run: ${failed.join(', ')} (exit code 1)`);
+  return failed.length > 0 ? 1 : 0;
+}
+
+// exit() rather than exitCode: a benchmark stopped for running too long may still hold handles open.
+process.exit(await main());
