@@ -58,7 +58,7 @@ export function createApp(deps: AppDeps): Hono<NodeEnv> {
   // The status page at / is open: its data comes from the stream, which checks the key.
   registerPageRoute(app, log);
   app.get(STATUS_PATH, (c) =>
-    c.body(snapshots.render(filterFromQuery(c)).json, 200, { 'Content-Type': 'application/json' }),
+    c.body(snapshots.body(filterFromQuery(c)), 200, { 'Content-Type': 'application/json' }),
   );
   app.get(STREAM_PATH, streamRoute(deps.hub, deps.sseStats, deps.maxSseClients));
 

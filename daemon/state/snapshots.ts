@@ -12,7 +12,7 @@ import type { StatusStore } from './store.ts';
 export const RENDER_REUSE_MS = 10;
 
 export class Snapshots {
-  private last: { state: StatusState; at: number; rendered: RenderedSnapshot } | null = null;
+  private last: { state: StatusState; at: number; rendered: RenderedSnapshot; bytes: Buffer<ArrayBuffer> | null } | null = null;
 
   constructor(
     private readonly store: StatusStore,
@@ -27,7 +27,14 @@ export class Snapshots {
     const last = this.last;
     if (last && last.state === state && now - last.at < RENDER_REUSE_MS) return last.rendered;
     const rendered = renderSnapshot(state, now, this.startedAt);
-    this.last = { state, at: now, rendered };
+    this.last = { state, at: now, rendered, bytes: null };
     return rendered;
+  }
+
+  /** The snapshot as a response body: encoded once per rendering, not once per request (the copy is most of a write). */
+  body(filter: SessionFilter = NO_FILTER): Buffer<ArrayBuffer> {
+    const rendered = this.render(filter);
+    if (filter !== NO_FILTER || this.last?.rendered !== rendered) return Buffer.from(rendered.json);
+    return (this.last.bytes ??= Buffer.from(rendered.json));
   }
 }
