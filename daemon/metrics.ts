@@ -2,14 +2,16 @@
  * Prometheus metrics through prom-client, on a registry of the daemon's own (never the global one, so that two
  * daemons in one process, as in tests, never share series).
  *
- * The hot paths keep plain counters (IngestStats, SseStats, the store's state); the collectors here read them only
- * when /metrics is scraped, so counting costs an increment and nothing more. Counters end in `_total`, the daemon's own
- * series start with `pocketpaw_status_`; the default process and Node series keep their standard names so that
- * ready-made dashboards work.
+ * The hot paths keep plain counters (IngestStats, SseStats, HTTP responses here, the store's state); the collectors
+ * read them only when /metrics is scraped, so counting costs an increment and nothing more. prom-client itself is
+ * loaded and the registry built at the first scrape: start-up does not pay for a module most runs never use (the
+ * default process and Node series, such as GC durations, therefore count from the first scrape on). Counters end in
+ * `_total`, the daemon's own series start with `pocketpaw_status_`; the default series keep their standard names so
+ * that ready-made dashboards work.
  */
 import type { Env, Hono, MiddlewareHandler } from 'hono';
 import { matchedRoutes } from 'hono/route';
-import { collectDefaultMetrics, Counter, Gauge, Registry } from 'prom-client';
+import type { Registry } from 'prom-client';
 import { EVENT_TYPES } from '../protocol/events.ts';
 import { SESSION_STATES, type SessionState } from '../protocol/snapshot.ts';
 import { IGNORE_REASONS, REJECT_REASONS } from './ingest/decode.ts';
@@ -28,13 +30,16 @@ export interface MetricsSources {
 }
 
 export interface Metrics {
-  readonly registry: Registry;
   /** Counts every HTTP response by route pattern and status; register it before every other middleware. */
   readonly httpMiddleware: MiddlewareHandler;
+  /** The registry, built (and prom-client loaded) on first use. */
+  registry(): Promise<Registry>;
 }
 
+type PromClient = typeof import('prom-client');
+
 /** A counter whose value is copied from a plain number at scrape time. */
-function mirroredCounter(registry: Registry, name: string, help: string, read: () => number): void {
+function mirroredCounter({ Counter }: PromClient, registry: Registry, name: string, help: string, read: () => number): void {
   new Counter({
     name: PREFIX + name,
     help,
@@ -48,6 +53,7 @@ function mirroredCounter(registry: Registry, name: string, help: string, read: (
 
 /** A labelled counter copied from a record of plain numbers; every known label is present from the start (at 0). */
 function mirroredCounterByLabel<L extends string>(
+  { Counter }: PromClient,
   registry: Registry,
   name: string,
   help: string,
@@ -66,7 +72,7 @@ function mirroredCounterByLabel<L extends string>(
   });
 }
 
-function mirroredGauge(registry: Registry, name: string, help: string, read: () => number): void {
+function mirroredGauge({ Gauge }: PromClient, registry: Registry, name: string, help: string, read: () => number): void {
   new Gauge({
     name: PREFIX + name,
     help,
@@ -78,26 +84,38 @@ function mirroredGauge(registry: Registry, name: string, help: string, read: () 
 }
 
 export function createMetrics(sources: MetricsSources): Metrics {
+  // Responses by "route\0status": a plain Map on the request path, mirrored into a counter at scrape time.
+  const httpResponses = new Map<string, number>();
+  const httpMiddleware: MiddlewareHandler = async (c, next) => {
+    await next();
+    const key = `${routeLabel(c)}\0${c.res.status}`;
+    httpResponses.set(key, (httpResponses.get(key) ?? 0) + 1);
+  };
+  let registry: Promise<Registry> | null = null;
+  return { httpMiddleware, registry: () => (registry ??= import('prom-client').then((prom) => buildRegistry(prom, sources, httpResponses))) };
+}
+
+function buildRegistry(prom: PromClient, sources: MetricsSources, httpResponses: ReadonlyMap<string, number>): Registry {
   const { ingest, sse, state } = sources;
-  const registry = new Registry();
-  collectDefaultMetrics({ register: registry });
+  const registry = new prom.Registry();
+  prom.collectDefaultMetrics({ register: registry });
 
   // --- ingest ---
-  mirroredCounterByLabel(registry, 'events_ingested_total', 'Events accepted from producers and applied, by type.', 'type', () =>
+  mirroredCounterByLabel(prom, registry, 'events_ingested_total', 'Events accepted from producers and applied, by type.', 'type', () =>
     EVENT_TYPES.map((type) => [type, ingest.events.get(type) ?? 0] as const),
   );
-  mirroredCounterByLabel(registry, 'lines_rejected_total', 'Event lines dropped as malformed, by reason (each answered with an error line).', 'reason', () =>
+  mirroredCounterByLabel(prom, registry, 'lines_rejected_total', 'Event lines dropped as malformed, by reason (each answered with an error line).', 'reason', () =>
     REJECT_REASONS.map((reason) => [reason, ingest.rejected[reason]] as const),
   );
-  mirroredCounterByLabel(registry, 'events_ignored_total', 'Well-formed events ignored (unknown type, no session key, unknown session), by reason.', 'reason', () =>
+  mirroredCounterByLabel(prom, registry, 'events_ignored_total', 'Well-formed events ignored (unknown type, no session key, unknown session), by reason.', 'reason', () =>
     IGNORE_REASONS.map((reason) => [reason, ingest.ignored[reason]] as const),
   );
-  mirroredGauge(registry, 'producers_connected', 'Producer connections open on the ingest socket.', () => ingest.producersConnected);
-  mirroredCounter(registry, 'producers_refused_total', 'Producer connections refused by --max-producers.', () => ingest.producersRefused);
-  mirroredCounter(registry, 'error_replies_dropped_total', 'Error answers not written because the producer was not reading them.', () => ingest.repliesDropped);
+  mirroredGauge(prom, registry, 'producers_connected', 'Producer connections open on the ingest socket.', () => ingest.producersConnected);
+  mirroredCounter(prom, registry, 'producers_refused_total', 'Producer connections refused by --max-producers.', () => ingest.producersRefused);
+  mirroredCounter(prom, registry, 'error_replies_dropped_total', 'Error answers not written because the producer was not reading them.', () => ingest.repliesDropped);
 
   // --- sessions ---
-  new Gauge({
+  new prom.Gauge({
     name: `${PREFIX}sessions`,
     help: 'Sessions listed in the status, by state.',
     labelNames: ['state'],
@@ -110,27 +128,29 @@ export function createMetrics(sources: MetricsSources): Metrics {
   });
 
   // --- SSE ---
-  mirroredGauge(registry, 'sse_clients_connected', 'SSE streams open now.', () => sse.clientsConnected);
-  mirroredCounter(registry, 'sse_clients_total', 'SSE streams accepted since start (its rate shows reconnect storms).', () => sse.clientsTotal);
-  mirroredCounter(registry, 'sse_clients_refused_total', 'SSE streams refused by --max-sse-clients.', () => sse.clientsRefused);
-  mirroredCounterByLabel(registry, 'sse_events_sent_total', 'SSE events written to clients, by event type.', 'type', () => Object.entries(sse.eventsSent));
-  mirroredCounterByLabel(registry, 'sse_clients_dropped_total', 'SSE clients disconnected for being too slow, by reason.', 'reason', () =>
+  mirroredGauge(prom, registry, 'sse_clients_connected', 'SSE streams open now.', () => sse.clientsConnected);
+  mirroredCounter(prom, registry, 'sse_clients_total', 'SSE streams accepted since start (its rate shows reconnect storms).', () => sse.clientsTotal);
+  mirroredCounter(prom, registry, 'sse_clients_refused_total', 'SSE streams refused by --max-sse-clients.', () => sse.clientsRefused);
+  mirroredCounterByLabel(prom, registry, 'sse_events_sent_total', 'SSE events written to clients, by event type.', 'type', () => Object.entries(sse.eventsSent));
+  mirroredCounterByLabel(prom, registry, 'sse_clients_dropped_total', 'SSE clients disconnected for being too slow, by reason.', 'reason', () =>
     Object.entries(sse.clientsDropped),
   );
 
   // --- HTTP ---
-  const httpRequests = new Counter({
+  new prom.Counter({
     name: `${PREFIX}http_requests_total`,
     help: 'HTTP responses by matched route pattern ("unmatched" when no route matched) and status code.',
     labelNames: ['route', 'status'],
     registers: [registry],
+    collect() {
+      this.reset();
+      for (const [key, n] of httpResponses) {
+        const [route = 'unmatched', status = ''] = key.split('\0');
+        this.inc({ route, status }, n);
+      }
+    },
   });
-  const httpMiddleware: MiddlewareHandler = async (c, next) => {
-    await next();
-    httpRequests.inc({ route: routeLabel(c), status: String(c.res.status) });
-  };
-
-  return { registry, httpMiddleware };
+  return registry;
 }
 
 /**
@@ -146,7 +166,8 @@ function routeLabel(c: Parameters<MiddlewareHandler>[0]): string {
 
 /** `GET /metrics`: the exposition, in the registry's own content type (the API key applies when one is set). */
 export function registerMetricsRoute<E extends Env>(app: Hono<E>, metrics: Metrics): void {
-  app.get(METRICS_PATH, async (c) =>
-    c.body(await metrics.registry.metrics(), 200, { 'Content-Type': metrics.registry.contentType, 'Cache-Control': 'no-store' }),
-  );
+  app.get(METRICS_PATH, async (c) => {
+    const registry = await metrics.registry();
+    return c.body(await registry.metrics(), 200, { 'Content-Type': registry.contentType, 'Cache-Control': 'no-store' });
+  });
 }
