@@ -2,8 +2,8 @@ import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 
 import { StatusEvent, type StatusEventInput } from '../../protocol/events.ts';
-import { fold, initialState, type FoldInput, type Producer, type StatusState } from './fold.ts';
-import { transitionsBetween, type Transition } from './transitions.ts';
+import { fold, foldAll, initialState, type FoldInput, type Producer, type StatusState } from './fold.ts';
+import type { Transition } from './transitions.ts';
 
 const TTL = 30_000;
 const T0 = 500_000;
@@ -15,8 +15,7 @@ function ev(event: StatusEventInput, producer: Producer = ONE_SHOT): FoldInput {
 
 /** Folds one input and returns the next state with the transitions it produced. */
 function step(state: StatusState, input: FoldInput, now: number): { state: StatusState; transitions: readonly Transition[] } {
-  const next = fold(state, input, now);
-  return { state: next, transitions: transitionsBetween(state, next, input, now) };
+  return foldAll(state, [input], now);
 }
 
 function fresh(): StatusState {
@@ -27,7 +26,7 @@ function started(key = 'ws:1'): StatusState {
   return fold(fresh(), ev({ type: 'agent_start', session_key: key }), T0);
 }
 
-describe('transitionsBetween', () => {
+describe('transitions, as foldAll reports them', () => {
   test('created: from null to thinking', () => {
     const { transitions } = step(fresh(), ev({ type: 'agent_start', session_key: 'ws:1' }), T0);
     assert.deepEqual(transitions, [{ session_key: 'ws:1', from: null, to: 'thinking', tool_name: null, error_message: null, at: T0 }]);
