@@ -257,7 +257,10 @@ test('the page shows idle, then a session as events reach the socket: its state,
       await p.until('the change announced in the live region', (x) => x.announcer === 'Agent degraded: 1 of 2 sessions in error.');
       assert.match(v.title, /^Degraded · /);
 
-      await sendOnce(daemon.socket, { type: 'agent_end', session_key: 'websocket:abc123' }, { type: 'agent_end', session_key: 'telegram:42' });
+      // Two global states in quick succession (degraded -> active -> idle): the live region says only the last one.
+      await sendOnce(daemon.socket, { type: 'agent_end', session_key: 'websocket:abc123' });
+      await p.until('one card left', (x) => x.cards.length === 1);
+      await sendOnce(daemon.socket, { type: 'agent_end', session_key: 'telegram:42' });
       v = await p.until('idle again', (x) => x.badge === 'idle' && x.cards.length === 0);
       assert.equal(v.empty, true);
       await p.until('idle announced', (x) => x.announcer === 'Agent idle.');

@@ -250,7 +250,7 @@ function renderSnapshot(snapshot: AgentStatusResponse): void {
   tickGlobal(now);
   relabelLog();
 
-  if (previous !== null && previous !== state) announce(describeGlobal(snapshot));
+  if (previous !== null && previous !== state) announce(describeGlobal(snapshot), 'state');
 }
 
 function describeGlobal(snapshot: AgentStatusResponse): string {
@@ -278,20 +278,27 @@ function setFavicon(state: GlobalState | 'unknown'): void {
   el.favicon.href = `data:image/svg+xml,${encodeURIComponent(svg)}`;
 }
 
-let announcements: string[] = [];
+interface Announcement {
+  text: string;
+  kind: 'state' | 'other';
+}
+
+let announcements: Announcement[] = [];
 
 /**
  * Says `text` through the live region. What comes together (the connection back, then the state it brings) is said
- * together: a screen reader may skip a message replaced a moment after it appeared.
+ * together: a screen reader may skip a message replaced a moment after it appeared. Of several global states within
+ * one window only the last is said: "active, then idle" read out after the fact would describe a state already gone.
  */
-function announce(text: string): void {
+function announce(text: string, kind: Announcement['kind'] = 'other'): void {
   if (announcements.length === 0) {
     window.setTimeout(() => {
-      el.announcer.textContent = announcements.join(' ');
+      el.announcer.textContent = announcements.map((a) => a.text).join(' ');
       announcements = [];
     }, 300);
   }
-  announcements.push(text);
+  if (kind === 'state') announcements = announcements.filter((a) => a.kind !== 'state');
+  announcements.push({ text, kind });
 }
 
 // --- the transition log ---
