@@ -1,0 +1,95 @@
+import { describe, test } from 'node:test';
+import assert from 'node:assert/strict';
+import fc from 'fast-check';
+import { z } from 'zod';
+
+import { EVENT_TYPES, StatusEvent } from '../../protocol/events.ts';
+import { compileUnion, objectSource } from './validator.ts';
+
+const compiled = compileUnion<StatusEvent>(StatusEvent, 'type');
+const SEED = Number(process.env.POCKETPAW_TEST_SEED ?? 20261128);
+
+/** Every field name of every event type, plus names no schema has. */
+const FIELDS = [
+  ...new Set(StatusEvent.def.options.flatMap((o) => Object.keys(o.def.shape))),
+  'params',
+  'content',
+  'constructor',
+  'toString',
+];
+
+/** Values on both sides of every check the schemas make: types, null, integers, bounds, non-finite numbers. */
+const value: fc.Arbitrary<unknown> = fc.oneof(
+  fc.constantFrom(undefined, null, true, false, '', 'x', 0, -0, 1, 2, -1, 0.5, 1.5, 2 ** 53, 2 ** 53 - 1, -(2 ** 53), NaN, Infinity, -Infinity),
+  fc.constantFrom(...EVENT_TYPES),
+  fc.string({ maxLength: 8 }),
+  fc.integer(),
+  fc.double(),
+  fc.constantFrom([], {}, [1], { a: 1 }),
+  fc.jsonValue({ maxDepth: 2 }),
+);
+
+const event: fc.Arbitrary<Record<string, unknown>> = fc
+  .tuple(fc.oneof(fc.constantFrom(...EVENT_TYPES), value), fc.dictionary(fc.constantFrom(...FIELDS), value, { maxKeys: 6 }))
+  .map(([type, fields]) => ({ ...fields, type }));
+
+describe('the compiled validator', () => {
+  test('covers every event type of the protocol, so no event of v1 pays for zod unless it is invalid', () => {
+    assert.deepEqual([...compiled.keys()].sort(), [...EVENT_TYPES].sort());
+  });
+
+  test(`accepts exactly what zod accepts, with the same output (fast-check, seed ${SEED})`, () => {
+    fc.assert(
+      fc.property(event, (input) => {
+        const parser = typeof input.type === 'string' ? compiled.get(input.type) : undefined;
+        const ours = parser ? parser(input) : null;
+        const theirs = StatusEvent.safeParse(input);
+        if (theirs.success) {
+          assert.ok(parser, `zod accepted a type the compiled validator does not know: ${String(input.type)}`);
+          assert.deepStrictEqual(ours, theirs.data);
+        } else {
+          assert.equal(ours, null, `the compiled validator accepted what zod rejects: ${theirs.error.issues[0]?.message}`);
+        }
+      }),
+      { seed: SEED, numRuns: 20_000 },
+    );
+  });
+
+  test('typical events of every type are accepted as zod returns them, unknown fields dropped', () => {
+    const samples: Record<string, unknown>[] = [
+      { type: 'hello', agent: 'pocketpaw', version: '1.2', max_concurrent: 3 },
+      { type: 'agent_start', session_key: 'web:1', title: 'T', v: 1 },
+      { type: 'tool_start', session_key: 'web:1', name: 'bash', params: { command: 'ls' } },
+      { type: 'tool_result', session_key: 'web:1', name: 'agent', status: 'error', result: { nested: [1] } },
+      { type: 'token_usage', session_key: 'web:1', input_tokens: 12, output_tokens: 0, model: 'm' },
+    ];
+    for (const input of samples) {
+      const parsed = StatusEvent.parse(input);
+      assert.deepStrictEqual(compiled.get(input.type as string)!(input), parsed);
+      assert.ok(!('params' in parsed) && !('model' in parsed));
+    }
+  });
+
+  test('a construct it does not compile leaves that event type to zod, instead of guessing', () => {
+    const union = z.discriminatedUnion('type', [
+      z.object({ type: z.literal('plain'), name: z.string() }),
+      z.object({ type: z.literal('checked'), name: z.string().min(1) }),
+      z.object({ type: z.literal('listed'), names: z.array(z.string()) }),
+      z.object({ type: z.literal('anything') }).catchall(z.string()),
+      z.object({ type: z.literal('bounded'), n: z.number().int().min(1).max(9) }),
+    ]);
+    const parsers = compileUnion<Record<string, unknown>>(union, 'type');
+    assert.deepEqual([...parsers.keys()].sort(), ['bounded', 'plain']);
+    assert.equal(parsers.get('bounded')!({ type: 'bounded', n: 0 }), null);
+    assert.equal(parsers.get('bounded')!({ type: 'bounded', n: 10 }), null);
+    assert.deepEqual(parsers.get('bounded')!({ type: 'bounded', n: 9 }), { type: 'bounded', n: 9 });
+  });
+
+  test('the generated source names fields only as JSON-quoted strings', () => {
+    const source = objectSource({ 'a"); process.exit(1); ("': z.string() });
+    assert.ok(source);
+    assert.ok(source.includes(JSON.stringify('a"); process.exit(1); ("')));
+    const parse = new Function('input', source) as (input: Record<string, unknown>) => unknown;
+    assert.deepEqual(parse({ 'a"); process.exit(1); ("': 'ok' }), { 'a"); process.exit(1); ("': 'ok' });
+  });
+});
