@@ -44,8 +44,9 @@ export function decodeObject(value: Record<string, unknown>): Decoded {
   if (value.v !== undefined && value.v !== PROTOCOL_VERSION) {
     return reject('bad_version', `unsupported protocol version ${JSON.stringify(value.v)} (this daemon speaks v ${PROTOCOL_VERSION})`);
   }
-  if (!KNOWN_TYPES.has(type)) return { kind: 'ignored', reason: 'unknown_type' };
-  let event = COMPILED.get(type)?.(value) ?? null;
+  const compiled = COMPILED.get(type);
+  if (!compiled && !KNOWN_TYPES.has(type)) return { kind: 'ignored', reason: 'unknown_type' };
+  let event = compiled?.(value) ?? null;
   if (!event) {
     const parsed = StatusEvent.safeParse(value);
     if (!parsed.success) {

@@ -170,9 +170,13 @@ export class IngestServer {
   }
 
   private count(inputs: readonly EventInput[], unknownSession: readonly number[]): void {
-    const ignored = unknownSession.length > 0 ? new Set(unknownSession) : null;
+    if (unknownSession.length === 0) {
+      for (const input of inputs) this.stats.countEvent(input.event.type);
+      return;
+    }
+    const ignored = new Set(unknownSession);
     inputs.forEach((input, i) => {
-      if (ignored?.has(i)) this.stats.ignored.unknown_session++;
+      if (ignored.has(i)) this.stats.ignored.unknown_session++;
       else this.stats.countEvent(input.event.type);
     });
   }

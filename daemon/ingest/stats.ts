@@ -1,9 +1,9 @@
 /** Counters the ingest path keeps: plain numbers on the hot path; /metrics reads them when scraped. */
-import type { EventType } from '../../protocol/events.ts';
+import { EVENT_TYPES, type EventType } from '../../protocol/events.ts';
 import { IGNORE_REASONS, REJECT_REASONS, type IgnoreReason, type RejectReason } from './decode.ts';
 
 export class IngestStats {
-  readonly events = new Map<EventType, number>();
+  readonly events = Object.fromEntries(EVENT_TYPES.map((t) => [t, 0])) as Record<EventType, number>;
   readonly rejected = Object.fromEntries(REJECT_REASONS.map((r) => [r, 0])) as Record<RejectReason, number>;
   readonly ignored = Object.fromEntries(IGNORE_REASONS.map((r) => [r, 0])) as Record<IgnoreReason, number>;
   producersConnected = 0;
@@ -12,7 +12,7 @@ export class IngestStats {
   repliesDropped = 0;
 
   countEvent(type: EventType): void {
-    this.events.set(type, (this.events.get(type) ?? 0) + 1);
+    this.events[type]++;
   }
 
   get rejectedTotal(): number {

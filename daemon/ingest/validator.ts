@@ -48,7 +48,10 @@ export function objectSource(shape: Record<string, Schema>): string | null {
     // Presence is tested with `in`, as zod's object parser does; an absent key is written to the output only when
     // present in the input, and is an error only when the field is not optional.
     const absent = schema._zod.optin === 'optional' ? '' : ' else return null;';
-    lines.push(`if (${k} in input) { v = input[${k}]; if (!(${test})) return null; output[${k}] = v; }${absent}`);
+    // A required single-value literal (the discriminator) is written as the constant itself: the same value, but an
+    // interned string, so later comparisons and lookups of `type` do not compare characters.
+    const out = absent && isSingleLiteral(schema) ? JSON.stringify(literalValues(schema)[0]) : 'v';
+    lines.push(`if (${k} in input) { v = input[${k}]; if (!(${test})) return null; output[${k}] = ${out}; }${absent}`);
   }
   lines.push('return output;');
   return lines.join('\n');
@@ -69,7 +72,7 @@ function condition(schema: Schema): string | null {
     case 'nullable':
       return either('v === null', condition((def as z.core.$ZodNullableDef).innerType));
     case 'literal': {
-      const values = (def as z.core.$ZodLiteralDef<z.core.util.Literal>).values;
+      const values = literalValues(schema);
       if (!values.every((x) => typeof x === 'string' || typeof x === 'boolean' || x === null || (typeof x === 'number' && Number.isFinite(x)))) return null;
       return values.map((x) => `v === ${JSON.stringify(x)}`).join(' || ') || 'false';
     }
@@ -87,6 +90,14 @@ function condition(schema: Schema): string | null {
     default:
       return null;
   }
+}
+
+function literalValues(schema: Schema): readonly unknown[] {
+  return (schema._zod.def as z.core.$ZodLiteralDef<z.core.util.Literal>).values;
+}
+
+function isSingleLiteral(schema: Schema): boolean {
+  return schema._zod.def.type === 'literal' && literalValues(schema).length === 1;
 }
 
 function either(a: string, b: string | null): string | null {

@@ -6,6 +6,7 @@ import { AgentStatusResponse } from '../../protocol/snapshot.ts';
 import {
   AGENT_DISCONNECTED,
   fold,
+  foldAll,
   initialState,
   nextDeadline,
   UNKNOWN_ERROR,
@@ -528,6 +529,27 @@ describe('error TTL', () => {
     assert.equal(nextDeadline(state), T0 + 900 + TTL);
     state = fold(state, { kind: 'expire' }, T0 + 900 + TTL);
     assert.equal(nextDeadline(state), null);
+  });
+
+  test('foldAll reports the earliest deadline its inputs set, so the runtime never rescans for it', () => {
+    const agent: Producer = { id: 7, agent: true };
+    let state = feed(fresh(), T0, { type: 'agent_start', session_key: 'ws:1' }, { type: 'agent_start', session_key: 'ws:2' });
+    let result = foldAll(state, [ev({ type: 'thinking', session_key: 'ws:1' }), ev({ type: 'tool_start', session_key: 'ws:2', name: 'x' })], T0 + 1);
+    assert.equal(result.earliestNewDeadline, null, 'no error, no deadline');
+
+    result = foldAll(state, [ev({ type: 'error', session_key: 'ws:2' }), ev({ type: 'tool_result', session_key: 'ws:1', name: 'agent', status: 'error' })], T0 + 5);
+    assert.equal(result.earliestNewDeadline, T0 + 5 + TTL, 'an error event and a failed run both set one');
+    state = result.state;
+
+    result = foldAll(state, [ev({ type: 'title', session_key: 'ws:1', title: 'still failing' })], T0 + 9);
+    assert.equal(result.earliestNewDeadline, null, 'a session that stays in error keeps its deadline');
+    result = foldAll(state, [ev({ type: 'error', session_key: 'ws:1', message: 'again' })], T0 + 9);
+    assert.equal(result.earliestNewDeadline, T0 + 9 + TTL, 'a new error restarts the TTL');
+
+    state = feed(fresh(), T0, { type: 'agent_start', session_key: 'ws:3' });
+    state = foldAll(state, [ev({ type: 'thinking', session_key: 'ws:3' }, agent)], T0).state;
+    result = foldAll(state, [{ kind: 'producer_closed', producer: agent.id }], T0 + 20);
+    assert.equal(result.earliestNewDeadline, T0 + 20 + TTL, 'a dead agent puts its sessions in error with a deadline');
   });
 });
 

@@ -61,6 +61,8 @@ export interface FoldResult {
   readonly transitions: readonly Transition[];
   /** Indexes of event inputs ignored because their session does not exist (counted by the caller). */
   readonly unknownSession: readonly number[];
+  /** The earliest error deadline these inputs set, if any: the runtime arms its timer from it without a scan. */
+  readonly earliestNewDeadline: number | null;
 }
 
 const NONE: readonly never[] = [];
@@ -78,10 +80,18 @@ export function foldAll(state: StatusState, inputs: readonly FoldInput[], now: n
   let maxConcurrent = state.maxConcurrent;
   let transitions: Transition[] | null = null;
   let unknownSession: number[] | null = null;
+  let earliestNewDeadline: number | null = null;
   const change = (key: string, prev: Session | undefined, next: Session | undefined) => {
     if (next === prev) return;
-    if (next) sessions.set(key, next);
-    else sessions.delete(key);
+    if (next) {
+      sessions.set(key, next);
+      const deadline = next.errorDeadline;
+      if (deadline !== null && deadline !== prev?.errorDeadline && (earliestNewDeadline === null || deadline < earliestNewDeadline)) {
+        earliestNewDeadline = deadline;
+      }
+    } else {
+      sessions.delete(key);
+    }
     const t = transitionOf(key, prev, next, now);
     if (t) (transitions ??= []).push(t);
   };
@@ -122,7 +132,7 @@ export function foldAll(state: StatusState, inputs: readonly FoldInput[], now: n
   const next = sessions.result();
   const result: StatusState =
     next === state.sessions && maxConcurrent === state.maxConcurrent ? state : { sessions: next, maxConcurrent, errorTtlMs: state.errorTtlMs };
-  return { state: result, transitions: transitions ?? NONE, unknownSession: unknownSession ?? NONE };
+  return { state: result, transitions: transitions ?? NONE, unknownSession: unknownSession ?? NONE, earliestNewDeadline };
 }
 
 /** A copy-on-write view of the sessions map: the first write of a batch copies it, later writes reuse the copy. */

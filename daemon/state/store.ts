@@ -37,7 +37,8 @@ export class StatusStore {
     const result = foldAll(prev, inputs, now);
     if (result.state === prev) return result;
     this.current = result.state;
-    this.scheduleExpiry(inputs, result.state);
+    // A deadline only ever moves later or goes away otherwise; expire() rescans when the timer finds nothing due.
+    if (result.earliestNewDeadline !== null && result.earliestNewDeadline < this.expiryAt) this.arm(result.earliestNewDeadline);
     this.feed.publish({ prev, next: result.state, transitions: result.transitions, now });
     return result;
   }
@@ -46,24 +47,6 @@ export class StatusStore {
     if (this.expiryTimer) clearTimeout(this.expiryTimer);
     this.expiryTimer = null;
     this.expiryAt = Infinity;
-  }
-
-  private scheduleExpiry(inputs: readonly FoldInput[], next: StatusState): void {
-    // Only the sessions the events name can have gained an earlier deadline; other inputs rescan.
-    let earliest = Infinity;
-    for (const input of inputs) {
-      if (input.kind !== 'event') {
-        const deadline = nextDeadline(next);
-        if (deadline === null) return this.close();
-        return this.arm(deadline);
-      }
-      // Only these two event types can put a session into `error` (and so give it a deadline).
-      if (input.event.type !== 'error' && input.event.type !== 'tool_result') continue;
-      const key = input.event.session_key;
-      const deadline = key ? next.sessions.get(key)?.errorDeadline : null;
-      if (deadline != null && deadline < earliest) earliest = deadline;
-    }
-    if (earliest < this.expiryAt) this.arm(earliest);
   }
 
   private arm(deadline: number): void {
