@@ -1,7 +1,12 @@
 import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 
-import { decodeLine, type Decoded } from './decode.ts';
+import { execFileSync } from 'node:child_process';
+import { fileURLToPath } from 'node:url';
+
+import { decodeLine, decodeObject, type Decoded } from './decode.ts';
+
+const ROOT = fileURLToPath(new URL('../..', import.meta.url));
 
 const decode = (text: string): Decoded => decodeLine(Buffer.from(text, 'utf8'));
 
@@ -48,6 +53,25 @@ describe('decodeLine: rejected lines', () => {
       ['[]', 'expected a JSON object, got an array'],
     ];
     for (const [text, message] of cases) assert.deepEqual(rejected(decode(text)), { kind: 'rejected', reason: 'not_object', message }, text);
+  });
+
+  test('decodeObject (used by `emit` on JS values) refuses arrays and functions that carry a type', () => {
+    const array = Object.assign([], { type: 'hello' });
+    const fn = Object.assign(() => {}, { type: 'hello' });
+    assert.equal(rejected(decodeObject(array)).message, 'expected a JSON object, got an array');
+    assert.equal(rejected(decodeObject(fn)).message, 'expected a JSON object, got function');
+  });
+
+  test('without code generation from strings (node --disallow-code-generation-from-strings) zod validates alone', () => {
+    const script = `import('./daemon/ingest/decode.ts').then(({ decodeLine }) => process.stdout.write(JSON.stringify([
+      decodeLine('{"type":"tool_start","session_key":"a:b","name":"x","params":{}}'),
+      decodeLine('{"type":"tool_start","session_key":"a:b","name":3}'),
+    ])))`;
+    const out = execFileSync(process.execPath, ['--disallow-code-generation-from-strings', '--import', 'tsx', '-e', script], { cwd: ROOT, encoding: 'utf8' });
+    assert.deepEqual(JSON.parse(out), [
+      { kind: 'event', event: { type: 'tool_start', session_key: 'a:b', name: 'x' } },
+      { kind: 'rejected', reason: 'invalid_event', message: 'tool_start: field "name": Invalid input: expected string, received number' },
+    ]);
   });
 
   test('a missing or non-string type is an invalid event', () => {

@@ -32,13 +32,17 @@ export function decodeLine(line: Buffer | string, utf8 = false): Decoded {
   } catch {
     return reject('invalid_json', 'invalid JSON');
   }
+  return decodeObject(value);
+}
+
+export function decodeObject(value: unknown): Decoded {
   if (typeof value !== 'object' || value === null || Array.isArray(value)) {
     return reject('not_object', `expected a JSON object, got ${value === null ? 'null' : Array.isArray(value) ? 'an array' : typeof value}`);
   }
-  return decodeObject(value as Record<string, unknown>);
+  return decodeFields(value as Record<string, unknown>);
 }
 
-export function decodeObject(value: Record<string, unknown>): Decoded {
+function decodeFields(value: Record<string, unknown>): Decoded {
   const type = value.type;
   if (typeof type !== 'string' || type === '') return reject('invalid_event', 'field "type" must be a non-empty string');
   if (value.v !== undefined && value.v !== PROTOCOL_VERSION) {

@@ -29,9 +29,30 @@ const value: fc.Arbitrary<unknown> = fc.oneof(
   fc.jsonValue({ maxDepth: 2 }),
 );
 
+/** Mostly values some field accepts, so that accepted events carry many fields; the rest are near misses. */
+const fieldValue: fc.Arbitrary<unknown> = fc.oneof(
+  { arbitrary: fc.oneof(fc.string({ maxLength: 8 }), fc.nat(), fc.constantFrom(null, 1, 2 ** 53 - 1)), weight: 3 },
+  { arbitrary: value, weight: 1 },
+);
+
+/** Plain objects, and the shapes a JS caller of decodeObject could pass: null prototype, fields inherited. */
 const event: fc.Arbitrary<Record<string, unknown>> = fc
-  .tuple(fc.oneof(fc.constantFrom(...EVENT_TYPES), value), fc.dictionary(fc.constantFrom(...FIELDS), value, { maxKeys: 6 }))
-  .map(([type, fields]) => ({ ...fields, type }));
+  .tuple(
+    fc.oneof({ arbitrary: fc.constantFrom(...EVENT_TYPES), weight: 4 }, { arbitrary: value, weight: 1 }),
+    fc.dictionary(fc.constantFrom(...FIELDS), fieldValue, { maxKeys: 7 }),
+    fc.constantFrom('plain', 'null-prototype', 'inherited'),
+  )
+  .map(([type, fields, kind]) => {
+    const own = { ...fields, type };
+    if (kind === 'plain') return own;
+    if (kind === 'null-prototype') return Object.assign(Object.create(null) as Record<string, unknown>, own);
+    const [first, ...rest] = Object.keys(fields);
+    if (first === undefined) return own;
+    const child = Object.create({ [first]: fields[first] }) as Record<string, unknown>;
+    for (const key of rest) child[key] = fields[key];
+    child.type = type;
+    return child;
+  });
 
 describe('the compiled validator', () => {
   test('covers every event type of the protocol, so no event of v1 pays for zod unless it is invalid', () => {
@@ -71,15 +92,30 @@ describe('the compiled validator', () => {
   });
 
   test('a construct it does not compile leaves that event type to zod, instead of guessing', () => {
+    const symbol = Symbol('field');
     const union = z.discriminatedUnion('type', [
       z.object({ type: z.literal('plain'), name: z.string() }),
       z.object({ type: z.literal('checked'), name: z.string().min(1) }),
       z.object({ type: z.literal('listed'), names: z.array(z.string()) }),
       z.object({ type: z.literal('anything') }).catchall(z.string()),
       z.object({ type: z.literal('bounded'), n: z.number().int().min(1).max(9) }),
+      // zod 4's format schemas carry their rule outside `checks`.
+      z.object({ type: z.literal('int'), n: z.int() }),
+      z.object({ type: z.literal('int32'), n: z.int32() }),
+      z.object({ type: z.literal('uint32'), n: z.uint32() }),
+      z.object({ type: z.literal('email'), s: z.email() }),
+      z.object({ type: z.literal('uuid'), s: z.uuid() }),
+      z.object({ type: z.literal('coerced'), n: z.coerce.number() }),
+      z.object({ type: z.literal('exact'), s: z.string().exactOptional() }),
+      z.object({ type: z.literal('refined'), s: z.string() }).refine(() => false),
+      z.object({ type: z.literal('overwritten'), s: z.string() }).overwrite((o) => ({ ...o, s: 'X' })),
+      z.object({ type: z.literal('transformed'), s: z.string().transform((x) => x.length) }),
+      z.object({ type: z.literal('defaulted'), s: z.string().default('d') }),
+      z.object({ type: z.literal('symbol'), [symbol]: z.string() }),
     ]);
     const parsers = compileUnion<Record<string, unknown>>(union, 'type');
     assert.deepEqual([...parsers.keys()].sort(), ['bounded', 'plain']);
+    assert.equal(compileUnion(union.refine(() => true), 'type').size, 0, 'a check on the union leaves every option to zod');
     assert.equal(parsers.get('bounded')!({ type: 'bounded', n: 0 }), null);
     assert.equal(parsers.get('bounded')!({ type: 'bounded', n: 10 }), null);
     assert.deepEqual(parsers.get('bounded')!({ type: 'bounded', n: 9 }), { type: 'bounded', n: 9 });

@@ -24,10 +24,14 @@ export type CompiledParser<T> = (input: Record<string, unknown>) => T | null;
  */
 export function compileUnion<T>(union: z.ZodDiscriminatedUnion, discriminator: string): Map<string, CompiledParser<T>> {
   const parsers = new Map<string, CompiledParser<T>>();
+  // A check on the union itself (a refine) applies to every option: leave them all to zod.
+  if (union.def.checks?.length) return parsers;
   for (const option of union.def.options) {
     const def = (option as Schema)._zod.def;
-    if (def.type !== 'object' || !('shape' in def) || ('catchall' in def && def.catchall !== undefined)) continue;
+    if (def.type !== 'object' || !('shape' in def) || ('catchall' in def && def.catchall !== undefined) || def.checks?.length) continue;
     const shape = def.shape as Record<string, Schema>;
+    // Symbol keys are invisible to Object.entries below: such a shape would be checked only in part.
+    if (Object.getOwnPropertySymbols(shape).length > 0) continue;
     const tag = shape[discriminator]?._zod.def;
     if (!tag || tag.type !== 'literal' || !('values' in tag)) continue;
     const parser = compileObject<T>(shape);
@@ -50,7 +54,7 @@ export function objectSource(shape: Record<string, Schema>): string | null {
     const absent = schema._zod.optin === 'optional' ? '' : ' else return null;';
     // A required single-value literal (the discriminator) is written as the constant itself: the same value, but an
     // interned string, so later comparisons and lookups of `type` do not compare characters.
-    const out = absent && isSingleLiteral(schema) ? JSON.stringify(literalValues(schema)[0]) : 'v';
+    const out = absent && isSingleLiteral(schema) && typeof literalValues(schema)[0] === 'string' ? JSON.stringify(literalValues(schema)[0]) : 'v';
     lines.push(`if (${k} in input) { v = input[${k}]; if (!(${test})) return null; output[${k}] = ${out}; }${absent}`);
   }
   lines.push('return output;');
@@ -59,12 +63,38 @@ export function objectSource(shape: Record<string, Schema>): string | null {
 
 function compileObject<T>(shape: Record<string, Schema>): CompiledParser<T> | null {
   const source = objectSource(shape);
-  // The source is built only from the schema's own keys (JSON-quoted) and the fixed expressions below.
-  return source === null ? null : (new Function('input', source) as CompiledParser<T>);
+  if (source === null) return null;
+  try {
+    // The source is built only from the schema's own keys (JSON-quoted) and the fixed expressions below.
+    return new Function('input', source) as CompiledParser<T>;
+  } catch {
+    // Code generation is disallowed (--disallow-code-generation-from-strings): zod validates everything, as zod
+    // itself does then.
+    return null;
+  }
+}
+
+interface Def {
+  readonly type: string;
+  readonly checks?: readonly unknown[];
+  /** Set by zod 4's format schemas (z.int(), z.email(), ...): a rule this file does not read. */
+  readonly format?: unknown;
+  readonly check?: unknown;
+  readonly coerce?: unknown;
+}
+
+/** A schema whose whole rule is its type (and, for numbers, the checks numberCondition reads). */
+function plain(schema: Schema): boolean {
+  const def = schema._zod.def as Def;
+  if (def.format !== undefined || def.check !== undefined || def.coerce) return false;
+  if (def.type !== 'number' && def.checks?.length) return false;
+  // exactOptional() has the type 'optional' but refuses a present `undefined`.
+  return !schema._zod.traits.has('$ZodExactOptional');
 }
 
 /** A JavaScript expression over `v` that is true exactly when zod accepts `v` for this schema (and then returns it as is). */
 function condition(schema: Schema): string | null {
+  if (!plain(schema)) return null;
   const def = schema._zod.def;
   switch (def.type) {
     case 'optional':
@@ -77,7 +107,7 @@ function condition(schema: Schema): string | null {
       return values.map((x) => `v === ${JSON.stringify(x)}`).join(' || ') || 'false';
     }
     case 'string':
-      return def.checks?.length ? null : `typeof v === "string"`;
+      return `typeof v === "string"`;
     case 'number':
       return numberCondition(def.checks ?? []);
     case 'unknown':
