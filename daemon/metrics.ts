@@ -84,18 +84,25 @@ function mirroredGauge({ Gauge }: PromClient, registry: Registry, name: string, 
 }
 
 export function createMetrics(sources: MetricsSources): Metrics {
-  // Responses by "route\0status": a plain Map on the request path, mirrored into a counter at scrape time.
-  const httpResponses = new Map<string, number>();
+  // Responses by route, then status: plain Maps on the request path, mirrored into a counter at scrape time. Keyed
+  // by the route's own path string and the status number, never a string built per request (hashing a fresh string
+  // is most of a Map lookup).
+  const httpResponses: HttpResponseCounts = new Map();
   const httpMiddleware: MiddlewareHandler = async (c, next) => {
     await next();
-    const key = `${routeLabel(c)}\0${c.res.status}`;
-    httpResponses.set(key, (httpResponses.get(key) ?? 0) + 1);
+    const route = routeLabel(c);
+    let byStatus = httpResponses.get(route);
+    if (!byStatus) httpResponses.set(route, (byStatus = new Map()));
+    const status = c.res.status;
+    byStatus.set(status, (byStatus.get(status) ?? 0) + 1);
   };
   let registry: Promise<Registry> | null = null;
   return { httpMiddleware, registry: () => (registry ??= import('prom-client').then((prom) => buildRegistry(prom, sources, httpResponses))) };
 }
 
-function buildRegistry(prom: PromClient, sources: MetricsSources, httpResponses: ReadonlyMap<string, number>): Registry {
+type HttpResponseCounts = Map<string, Map<number, number>>;
+
+function buildRegistry(prom: PromClient, sources: MetricsSources, httpResponses: HttpResponseCounts): Registry {
   const { ingest, sse, state } = sources;
   const registry = new prom.Registry();
   prom.collectDefaultMetrics({ register: registry });
@@ -144,9 +151,8 @@ function buildRegistry(prom: PromClient, sources: MetricsSources, httpResponses:
     registers: [registry],
     collect() {
       this.reset();
-      for (const [key, n] of httpResponses) {
-        const [route = 'unmatched', status = ''] = key.split('\0');
-        this.inc({ route, status }, n);
+      for (const [route, byStatus] of httpResponses) {
+        for (const [status, n] of byStatus) this.inc({ route, status: String(status) }, n);
       }
     },
   });
@@ -161,7 +167,11 @@ function buildRegistry(prom: PromClient, sources: MetricsSources, httpResponses:
  */
 function routeLabel(c: Parameters<MiddlewareHandler>[0]): string {
   const routes = matchedRoutes(c);
-  return routes.slice(c.req.routeIndex).find((route) => !route.path.includes('*'))?.path ?? 'unmatched';
+  for (let i = c.req.routeIndex; i < routes.length; i++) {
+    const path = routes[i]!.path;
+    if (!path.includes('*')) return path;
+  }
+  return 'unmatched';
 }
 
 /** `GET /metrics`: the exposition, in the registry's own content type (the API key applies when one is set). */

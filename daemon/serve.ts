@@ -1,8 +1,8 @@
 /**
  * Wires the daemon together in the order data flows: ingest socket -> store (the fold) -> change feed -> HTTP.
  */
-import { createAdaptorServer } from '@hono/node-server';
-import type { Server } from 'node:http';
+import { getRequestListener } from '@hono/node-server';
+import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { performance } from 'node:perf_hooks';
 import { checkExposure, loadStartupKey } from './auth/exposure.ts';
@@ -10,6 +10,7 @@ import type { ServeConfig } from './config.ts';
 import { ChangeFeed } from './feed/feed.ts';
 import { createApp } from './http/app.ts';
 import { answerClientError } from './http/malformed.ts';
+import { withSecurityHeaders } from './http/security-headers.ts';
 import { Readiness } from './http/health.ts';
 import { IngestServer } from './ingest/socket.ts';
 import { IngestStats } from './ingest/stats.ts';
@@ -84,11 +85,11 @@ export async function startDaemon(config: ServeConfig, log: Logger): Promise<Dae
     apiKey,
     corsOrigins: config.corsOrigin,
   });
-  const http = createAdaptorServer({
-    fetch: app.fetch,
+  const http = createServer(
     // A client that sends half a request is closed after 10 s (Node's default is a minute), checked every second.
-    serverOptions: { headersTimeout: 10_000, requestTimeout: 15_000, connectionsCheckingInterval: 1_000 },
-  }) as Server;
+    { headersTimeout: 10_000, requestTimeout: 15_000, connectionsCheckingInterval: 1_000 },
+    withSecurityHeaders(getRequestListener(app.fetch)),
+  );
   http.on('clientError', answerClientError);
   try {
     if (systemd.ingest !== null) await ingest.listenFd(systemd.ingest);

@@ -16,7 +16,6 @@ import { filterFromQuery } from './filter.ts';
 import { LIVEZ_PATH, READYZ_PATH, registerHealthRoutes, type Readiness } from './health.ts';
 import { PAGE_PATH, registerPageRoute } from './page.ts';
 import { FailureLimiter } from './rate-limit.ts';
-import { securityHeaders } from './security-headers.ts';
 import { streamRoute, type NodeEnv } from './stream.ts';
 
 export const STATUS_PATH = '/api/v1/agent/status';
@@ -44,8 +43,8 @@ export function createApp(deps: AppDeps): Hono<NodeEnv> {
   // First, so that every response is counted, those refused by later middleware included.
   app.use(deps.metrics.httpMiddleware);
   app.use(rejectMalformedUrl);
-  // Each sets its headers before next(): the SSE route copies them when it takes over the response (stream.ts).
-  app.use(securityHeaders);
+  // Sets its headers before next(): the SSE route copies them when it takes over the response (stream.ts). The
+  // headers every response carries are set beneath Hono, on Node's response (security-headers.ts).
   // Before the key check: a browser's preflight never carries the key.
   app.use(corsMiddleware(deps.corsOrigins));
   // Every path but the open ones (auth.ts OPEN_PATHS: /, /livez, /readyz) needs the key when one is set.

@@ -27,8 +27,7 @@ export function clientAddress(c: Context<NodeEnv>): string {
 }
 
 export function authMiddleware(apiKey: ApiKey, limiter: FailureLimiter, log: Logger): MiddlewareHandler<NodeEnv> {
-  return async (c, next) => {
-    if (!apiKey.required || OPEN_PATHS.has(c.req.path)) return next();
+  const check: MiddlewareHandler<NodeEnv> = async (c, next) => {
     const result = apiKey.check({
       query: c.req.query('key'),
       header: c.req.header('x-status-key'),
@@ -44,6 +43,8 @@ export function authMiddleware(apiKey: ApiKey, limiter: FailureLimiter, log: Log
     }
     return jsonError(c, 403, FORBIDDEN_DETAIL);
   };
+  // apiKey.required is read per request: SIGHUP may add or remove the key.
+  return (c, next) => (!apiKey.required || OPEN_PATHS.has(c.req.path) ? next() : check(c, next));
 }
 
 /** For anyone who logs a URL: the key's value replaced, the rest kept. */

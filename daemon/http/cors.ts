@@ -42,7 +42,7 @@ export function parseOriginList(raw: string): string[] {
 
 export function corsMiddleware(origins: readonly string[]): MiddlewareHandler {
   const allowed = new Set(origins);
-  return async (c, next) => {
+  const check: MiddlewareHandler = async (c, next) => {
     const origin = c.req.header('origin');
     const ok = origin !== undefined && allowed.has(origin);
     // With an allow-list the answer depends on Origin: caches must key on it.
@@ -63,4 +63,6 @@ export function corsMiddleware(origins: readonly string[]): MiddlewareHandler {
     }
     await next();
   };
+  // No allow-list: only a preflight gets an answer (a refusal); every other request passes untouched.
+  return (c, next) => (allowed.size === 0 && c.req.method !== 'OPTIONS' ? next() : check(c, next));
 }

@@ -8,15 +8,19 @@ import type { MiddlewareHandler } from 'hono';
 import type { Socket } from 'node:net';
 import { jsonError } from './errors.ts';
 
-export const rejectMalformedUrl: MiddlewareHandler = async (c, next) => {
+// Not async: a middleware that only decides whether to go on hands back next()'s promise instead of making another
+// one (measured on the REST path, as are the other middleware written this way).
+export const rejectMalformedUrl: MiddlewareHandler = (c, next) => {
   const url = c.req.url;
+  // Without a '%' there is no escape to get wrong: the common case costs one scan.
+  if (!url.includes('%')) return next();
   const start = url.indexOf('/', url.indexOf('//') + 2);
   try {
     decodeURIComponent(url.slice(start).replace(/\+/g, ' '));
   } catch {
-    return jsonError(c, 400, 'Malformed URL: invalid percent-encoding in the path or query string');
+    return Promise.resolve(jsonError(c, 400, 'Malformed URL: invalid percent-encoding in the path or query string'));
   }
-  await next();
+  return next();
 };
 
 const PARSER_ERRORS: Record<string, [number, string, string]> = {
