@@ -4,6 +4,9 @@ import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 
+import { z } from 'zod';
+
+import { EVENT_TYPES, StatusEvent } from '../../protocol/events.ts';
 import { decodeLine, decodeObject, type Decoded } from './decode.ts';
 
 const ROOT = fileURLToPath(new URL('../..', import.meta.url));
@@ -60,6 +63,14 @@ describe('decodeLine: rejected lines', () => {
     const fn = Object.assign(() => {}, { type: 'hello' });
     assert.equal(rejected(decodeObject(array)).message, 'expected a JSON object, got an array');
     assert.equal(rejected(decodeObject(fn)).message, 'expected a JSON object, got function');
+  });
+
+  test('every event type takes zod\'s compiled fast path: the schema compiles whole (z.compile strict mode)', () => {
+    assert.doesNotThrow(() => z.compile(StatusEvent, { strict: true }));
+    for (const type of EVENT_TYPES) {
+      const input = { type, session_key: 'web:1', extra: { dropped: true } };
+      assert.deepEqual(decodeObject(input), { kind: 'event', event: StatusEvent.parse(input) }, type);
+    }
   });
 
   test('without code generation from strings (node --disallow-code-generation-from-strings) zod validates alone', () => {

@@ -5,8 +5,8 @@
  * for us (no session key, an unknown type): counted, never answered, for forward compatibility as upstream.
  */
 import { isUtf8 } from 'node:buffer';
+import { z } from 'zod';
 import { EVENT_TYPES, PROTOCOL_VERSION, StatusEvent, type EventType } from '../../protocol/events.ts';
-import { compileUnion } from './validator.ts';
 
 export const REJECT_REASONS = ['too_long', 'invalid_utf8', 'invalid_json', 'not_object', 'bad_version', 'invalid_event'] as const;
 export type RejectReason = (typeof REJECT_REASONS)[number];
@@ -20,8 +20,13 @@ export type Decoded =
   | { readonly kind: 'rejected'; readonly reason: RejectReason; readonly message: string };
 
 const KNOWN_TYPES: ReadonlySet<string> = new Set<string>(EVENT_TYPES);
-/** The same schemas compiled to plain functions for the hot path (validator.ts); zod still decides every rejection. */
-const COMPILED = compileUnion<StatusEvent>(StatusEvent, 'type');
+/**
+ * The schema with zod's ahead-of-time compiled fast path: zod's interpreter allocates a payload object and an issues
+ * array for every field of every event, about 150 ns an event on the ingest path, a third of what JSON.parse costs.
+ * A valid event takes the generated code; an invalid one falls back to the interpreter, so messages are unchanged.
+ * Where code generation is disallowed, zod hands the schema back as it was.
+ */
+export const COMPILED_EVENT = z.compile(StatusEvent);
 
 /** A line as bytes, or as a string already decoded; `utf8`: the caller already knows the bytes are valid UTF-8. */
 export function decodeLine(line: Buffer | string, utf8 = false): Decoded {
@@ -48,18 +53,14 @@ function decodeFields(value: Record<string, unknown>): Decoded {
   if (value.v !== undefined && value.v !== PROTOCOL_VERSION) {
     return reject('bad_version', `unsupported protocol version ${JSON.stringify(value.v)} (this daemon speaks v ${PROTOCOL_VERSION})`);
   }
-  const compiled = COMPILED.get(type);
-  if (!compiled && !KNOWN_TYPES.has(type)) return { kind: 'ignored', reason: 'unknown_type' };
-  let event = compiled?.(value) ?? null;
-  if (!event) {
-    const parsed = StatusEvent.safeParse(value);
-    if (!parsed.success) {
-      const issue = parsed.error.issues[0];
-      const field = issue && issue.path.length > 0 ? `field "${issue.path.join('.')}": ` : '';
-      return reject('invalid_event', `${type as EventType}: ${field}${issue?.message ?? 'invalid event'}`);
-    }
-    event = parsed.data;
+  if (!KNOWN_TYPES.has(type)) return { kind: 'ignored', reason: 'unknown_type' };
+  const parsed = COMPILED_EVENT.safeParse(value);
+  if (!parsed.success) {
+    const issue = parsed.error.issues[0];
+    const field = issue && issue.path.length > 0 ? `field "${issue.path.join('.')}": ` : '';
+    return reject('invalid_event', `${type as EventType}: ${field}${issue?.message ?? 'invalid event'}`);
   }
+  const event = parsed.data;
   if (event.type !== 'hello' && !event.session_key) return { kind: 'ignored', reason: 'no_session_key' };
   return { kind: 'event', event };
 }
