@@ -5,7 +5,7 @@
  * protocol/README.md documents it for agent authors in other languages. Names and payload fields are PocketPaw's own,
  * so a PocketPaw bus subscriber can forward `{"type": event_type, ...data}` unchanged.
  */
-import { z } from 'zod';
+import * as z from 'zod/mini';
 
 export const PROTOCOL_VERSION = 1;
 
@@ -26,22 +26,22 @@ export const EVENT_TYPES = [
 ] as const;
 export type EventType = (typeof EVENT_TYPES)[number];
 
-const optionalText = z.string().nullish();
-const tokenCount = z.number().int().nonnegative().nullish();
+const optionalText = z.nullish(z.string());
+const tokenCount = z.nullish(z.int().check(z.nonnegative()));
 
 // Fields every event may carry. `session_key` is checked for presence after parsing: an event without one (absent,
 // null or "") is ignored, not rejected, as upstream does; but a session_key of another type is a malformed event.
 const envelope = {
-  v: z.literal(PROTOCOL_VERSION).optional(),
-  session_key: z.string().nullish(),
+  v: z.optional(z.literal(PROTOCOL_VERSION)),
+  session_key: z.nullish(z.string()),
 };
 
 export const HelloEvent = z.object({
   type: z.literal('hello'),
   ...envelope,
   agent: optionalText,
-  version: z.union([z.string(), z.number()]).nullish(),
-  max_concurrent: z.number().int().positive().nullish(),
+  version: z.nullish(z.union([z.string(), z.number()])),
+  max_concurrent: z.nullish(z.int().check(z.positive())),
 });
 
 export const AgentStartEvent = z.object({ type: z.literal('agent_start'), ...envelope, title: optionalText });
@@ -52,7 +52,7 @@ export const ToolResultEvent = z.object({
   ...envelope,
   status: optionalText,
   name: optionalText,
-  result: z.unknown().optional(),
+  result: z.optional(z.unknown()),
 });
 export const StreamStartEvent = z.object({ type: z.literal('stream_start'), ...envelope });
 export const StreamEndEvent = z.object({ type: z.literal('stream_end'), ...envelope });

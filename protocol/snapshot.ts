@@ -2,7 +2,7 @@
  * The snapshot served at GET /api/v1/agent/status and in every SSE `status` event: field for field PocketPaw's
  * documented AgentStatusResponse. Keys are listed in wire order; every key is always present, nulls are written.
  */
-import { z } from 'zod';
+import * as z from 'zod/mini';
 
 export const SESSION_STATES = ['thinking', 'tool_running', 'streaming', 'waiting_for_user', 'error'] as const;
 export const SessionState = z.enum(SESSION_STATES);
@@ -11,27 +11,27 @@ export type SessionState = z.infer<typeof SessionState>;
 export const GlobalState = z.enum(['idle', 'active', 'degraded']);
 export type GlobalState = z.infer<typeof GlobalState>;
 
-export const TokenUsage = z.object({ input: z.number().int().nonnegative(), output: z.number().int().nonnegative() });
+export const TokenUsage = z.object({ input: z.int().check(z.nonnegative()), output: z.int().check(z.nonnegative()) });
 export type TokenUsage = z.infer<typeof TokenUsage>;
 
 export const SessionStatus = z.object({
   session_key: z.string(),
   session_id: z.string(),
   channel: z.string(),
-  title: z.string().nullable(),
+  title: z.nullable(z.string()),
   state: SessionState,
-  tool_name: z.string().nullable(),
-  duration_seconds: z.number().nonnegative(),
-  token_usage: TokenUsage.nullable(),
-  error_message: z.string().nullable(),
+  tool_name: z.nullable(z.string()),
+  duration_seconds: z.number().check(z.nonnegative()),
+  token_usage: z.nullable(TokenUsage),
+  error_message: z.nullable(z.string()),
 });
 export type SessionStatus = z.infer<typeof SessionStatus>;
 
 export const GlobalStatus = z.object({
   state: GlobalState,
-  active_sessions: z.number().int().nonnegative(),
-  max_concurrent: z.number().int().positive(),
-  uptime_seconds: z.number().int().nonnegative(),
+  active_sessions: z.int().check(z.nonnegative()),
+  max_concurrent: z.int().check(z.positive()),
+  uptime_seconds: z.int().check(z.nonnegative()),
 });
 export type GlobalStatus = z.infer<typeof GlobalStatus>;
 

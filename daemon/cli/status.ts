@@ -4,7 +4,7 @@
  * holds only the table or the JSON; `--watch` follows the SSE stream instead of polling, and reconnects by itself.
  */
 import { parseArgs } from 'node:util';
-import { z } from 'zod';
+import * as z from 'zod/mini';
 import { renderStatus, type RenderableSnapshot } from './render.ts';
 import { openSse, type SseStream } from './sse-client.ts';
 
@@ -52,11 +52,11 @@ const Snapshot = z.object({
     z.object({
       session_id: z.string(),
       channel: z.string(),
-      title: z.string().nullable(),
+      title: z.nullable(z.string()),
       state: z.string(),
-      tool_name: z.string().nullable(),
+      tool_name: z.nullable(z.string()),
       duration_seconds: z.number(),
-      error_message: z.string().nullable(),
+      error_message: z.nullable(z.string()),
     }),
   ),
 });
