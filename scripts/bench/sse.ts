@@ -19,16 +19,26 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { fileURLToPath } from 'node:url';
+import { StatusEvent } from '../../protocol/events.ts';
+import { fold, initialState } from '../../daemon/state/fold.ts';
+import { renderSnapshot } from '../../daemon/state/snapshot.ts';
 import { printFigures, type Figure } from './figure.ts';
 import { ratioFigure } from './goals.ts';
 
 const ROOT = fileURLToPath(new URL('../..', import.meta.url));
 const STREAM = '/api/v1/agent/status/stream';
 const CLOCK_TICKS = 100; // USER_HZ on Linux
+const SESSION = 'bench:1';
 
-/** The baseline: reads ingest lines from a Unix socket, writes `event: status` with the line to every response. */
+/**
+ * The baseline: reads ingest lines from a Unix socket and writes every response the frame the daemon would send for
+ * it (same size, same shape): the snapshot of the bench's one session, rendered by the daemon's own code once
+ * (argv[2], a template whose title is filled in from each line), under an id as long as the daemon's. Delivery cost
+ * grows with the bytes written, so a baseline writing shorter frames would not be comparing like with like.
+ */
 const BARE_SERVER = `
 const http = require('node:http'), net = require('node:net');
+const [socketPath, template] = process.argv.slice(1);
 const clients = new Set();
 const server = http.createServer((req, res) => {
   res.writeHead(200, { 'Content-Type': 'text/event-stream; charset=utf-8', 'Cache-Control': 'no-cache' });
@@ -36,6 +46,7 @@ const server = http.createServer((req, res) => {
   clients.add(res);
   res.on('close', () => clients.delete(res));
 });
+const run = String(Date.now());
 let seq = 0;
 const ingest = net.createServer((sock) => {
   let tail = '';
@@ -45,16 +56,24 @@ const ingest = net.createServer((sock) => {
     tail = lines.pop();
     for (const line of lines) {
       if (!line) continue;
-      const buf = Buffer.from('id: ' + (++seq) + '\\nevent: status\\ndata: ' + line + '\\n\\n');
+      const data = template.replace('"title":"m0"', '"title":' + JSON.stringify(JSON.parse(line).title));
+      const buf = Buffer.from('id: ' + run + '-' + (++seq) + '\\nevent: status\\ndata: ' + data + '\\n\\n');
       for (const res of clients) res.write(buf);
     }
   });
 });
-ingest.listen(process.argv[1], () => server.listen(0, '127.0.0.1', () => {
+ingest.listen(socketPath, () => server.listen(0, '127.0.0.1', () => {
   process.stderr.write(JSON.stringify({ msg: 'ready', http: 'http://127.0.0.1:' + server.address().port }) + '\\n');
 }));
 process.on('SIGTERM', () => process.exit(0));
 `;
+
+/** The daemon's snapshot while the bench session is live with title "m0", rendered by the daemon's own code. */
+function snapshotTemplate(): string {
+  const event = StatusEvent.parse({ type: 'agent_start', session_key: SESSION, title: 'm0' });
+  const state = fold(initialState({ maxConcurrent: 5, errorTtlMs: 30_000 }), { kind: 'event', event, producer: { id: 1, agent: false } }, 0);
+  return renderSnapshot(state, 1_500, 0).json;
+}
 
 interface Target {
   readonly name: 'daemon' | 'bare';
@@ -70,7 +89,7 @@ async function startTarget(name: Target['name']): Promise<Target> {
   const args =
     name === 'daemon'
       ? ['--import', 'tsx', join(ROOT, 'daemon/cli.ts'), 'serve', '--port', '0', '--socket', socket, '--sse-min-interval', '0', '--max-sse-clients', '20000']
-      : ['-e', BARE_SERVER, socket];
+      : ['-e', BARE_SERVER, socket, snapshotTemplate()];
   const env = Object.fromEntries(Object.entries(process.env).filter(([k]) => !k.startsWith('POCKETPAW_STATUS_')));
   const proc = spawn(process.execPath, args, { cwd: ROOT, env, stdio: ['ignore', 'ignore', 'pipe'] });
   const url = await new Promise<string>((resolve, reject) => {
@@ -163,7 +182,7 @@ async function measure(target: Target, clients: number, events: number): Promise
   const producer = net.connect(target.socket);
   await new Promise((r) => producer.once('connect', r));
   const line = (o: object) => `${JSON.stringify(o)}\n`;
-  producer.write(line({ type: 'agent_start', session_key: 'bench:1', title: 'm0' }));
+  producer.write(line({ type: 'agent_start', session_key: SESSION, title: 'm0' }));
   await new Promise((r) => setTimeout(r, 300));
 
   const before = procStat(target.proc.pid!);
@@ -175,7 +194,7 @@ async function measure(target: Target, clients: number, events: number): Promise
   const cpuStart = procStat(target.proc.pid!).cpuSeconds;
   for (let k = 1; k <= events; k++) {
     sentAt.set(k, performance.now());
-    producer.write(line({ type: 'title', session_key: 'bench:1', title: `m${k}` }));
+    producer.write(line({ type: 'title', session_key: SESSION, title: `m${k}` }));
     // Wait for every client (or a bound) before the next event: latencies are per isolated event.
     const deadline = performance.now() + 5000;
     while (subs.some((s) => !s.arrivals.has(k)) && performance.now() < deadline) await new Promise((r) => setTimeout(r, 2));
