@@ -249,7 +249,14 @@ describe('Python StatusEmitter', () => {
     const agent = PythonAgent.start({ socket_path: d.socket, max_queue: 3 });
     await waitFor(async () => (await agent.emit()).connected, { what: 'the connection' });
     const pad = 'x'.repeat(50_000);
-    const stats = await agent.emit(...Array.from({ length: 30 }, (_, i) => ({ type: 'agent_start', session_key: `burst:${i}`, title: `run ${i}`, pad })));
+    // The daemon is stopped while the burst is written (see emitter.test.ts): the queue overflows whatever its speed.
+    process.kill(d.proc.pid!, 'SIGSTOP');
+    let stats: Stats;
+    try {
+      stats = await agent.emit(...Array.from({ length: 30 }, (_, i) => ({ type: 'agent_start', session_key: `burst:${i}`, title: `run ${i}`, pad })));
+    } finally {
+      process.kill(d.proc.pid!, 'SIGCONT');
+    }
     assert.ok(stats.dropped > 0, `the burst overflowed the queue (dropped ${stats.dropped})`);
     const s = await waitForStatus(d.url, (s) => s.sessions.length === 30, 'all thirty sessions');
     assert.deepEqual(s.sessions.map((x) => x.title), Array.from({ length: 30 }, (_, i) => `run ${i}`));

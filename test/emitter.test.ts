@@ -168,12 +168,19 @@ describe('StatusEmitter', () => {
     const d = await daemon();
     const e = emitter({ socket: d.socket, maxQueue: 3 });
     await waitFor(() => e.connected, { what: 'the connection' });
-    // Large lines fill the socket's buffer at once, so the burst backs up into the small queue and overflows it.
+    // The daemon is stopped (SIGSTOP) while the burst is written: large lines fill the socket's buffer, the rest backs
+    // up into the small queue and overflows it. A daemon left running could read as fast as the burst is written.
     const pad = 'x'.repeat(50_000);
-    for (let i = 0; i < 10; i++) e.emit({ type: 'agent_start', session_key: `burst:${i}`, title: `run ${i}`, pad });
+    const count = 20;
+    process.kill(d.proc.pid!, 'SIGSTOP');
+    try {
+      for (let i = 0; i < count; i++) e.emit({ type: 'agent_start', session_key: `burst:${i}`, title: `run ${i}`, pad });
+    } finally {
+      process.kill(d.proc.pid!, 'SIGCONT');
+    }
     assert.ok(e.dropped > 0, `the burst overflowed the queue (dropped ${e.dropped})`);
-    const s = await waitForStatus(d.url, (s) => s.sessions.length === 10, 'all ten sessions');
-    assert.deepEqual(s.sessions.map((x) => x.title), Array.from({ length: 10 }, (_, i) => `run ${i}`));
+    const s = await waitForStatus(d.url, (s) => s.sessions.length === count, `all ${count} sessions`);
+    assert.deepEqual(s.sessions.map((x) => x.title), Array.from({ length: count }, (_, i) => `run ${i}`));
   });
 
   test('close() flushes what is queued before it returns, then the agent is gone', async () => {

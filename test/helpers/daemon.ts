@@ -39,8 +39,16 @@ export function cleanEnv(extra: Record<string, string> = {}): NodeJS.ProcessEnv 
   return { ...env, ...extra };
 }
 
+const tempDirs: string[] = [];
+// Each test file runs in its own process: whatever it made under /tmp goes when it ends, pass or fail.
+process.once('exit', () => {
+  for (const dir of tempDirs) rmSync(dir, { recursive: true, force: true });
+});
+
 export function tempDir(): string {
-  return mkdtempSync(join(tmpdir(), 'pps-test-'));
+  const dir = mkdtempSync(join(tmpdir(), 'pps-test-'));
+  tempDirs.push(dir);
+  return dir;
 }
 
 export interface StartOptions {
