@@ -6,6 +6,7 @@
  * so a PocketPaw bus subscriber can forward `{"type": event_type, ...data}` unchanged.
  */
 import * as z from 'zod/mini';
+import './zod-messages.ts';
 
 export const PROTOCOL_VERSION = 1;
 

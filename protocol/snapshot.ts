@@ -3,6 +3,7 @@
  * documented AgentStatusResponse. Keys are listed in wire order; every key is always present, nulls are written.
  */
 import * as z from 'zod/mini';
+import './zod-messages.ts';
 
 export const SESSION_STATES = ['thinking', 'tool_running', 'streaming', 'waiting_for_user', 'error'] as const;
 export const SessionState = z.enum(SESSION_STATES);

@@ -6,7 +6,6 @@
  */
 import { isUtf8 } from 'node:buffer';
 import * as z from 'zod/mini';
-import { en } from 'zod/locales';
 import { EVENT_TYPES, PROTOCOL_VERSION, StatusEvent, type EventType } from '../../protocol/events.ts';
 
 export const REJECT_REASONS = ['too_long', 'invalid_utf8', 'invalid_json', 'not_object', 'bad_version', 'invalid_event'] as const;
@@ -28,8 +27,6 @@ const KNOWN_TYPES: ReadonlySet<string> = new Set<string>(EVENT_TYPES);
  * Where code generation is disallowed, zod hands the schema back as it was.
  */
 export const COMPILED_EVENT = z.compile(StatusEvent);
-// zod/mini (the classic API would cost ~30 ms of every start) comes without messages: producers get English ones.
-z.config(en());
 
 /** A line as bytes, or as a string already decoded; `utf8`: the caller already knows the bytes are valid UTF-8. */
 export function decodeLine(line: Buffer | string, utf8 = false): Decoded {
