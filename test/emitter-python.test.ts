@@ -9,7 +9,7 @@ import { once } from 'node:events';
 import { join } from 'node:path';
 import { after, describe, test } from 'node:test';
 import { defaultSocketPath } from '../protocol/socket-path.ts';
-import { cleanEnv, ROOT, session, startDaemon, tempDir, waitFor, waitForStatus, type StatusBody, type TestDaemon } from './helpers/daemon.ts';
+import { cleanEnv, ROOT, session, sessionViews, startDaemon, tempDir, waitFor, waitForStatus, type StatusBody, type TestDaemon } from './helpers/daemon.ts';
 
 const DRIVER = String.raw`
 import collections.abc, json, sys
@@ -137,9 +137,7 @@ after(async () => {
   await Promise.all(daemons.map((d) => d.stop('SIGKILL')));
 });
 
-function view(s: StatusBody) {
-  return s.sessions.map((x) => ({ key: x.session_key, title: x.title, state: x.state, tool: x.tool_name, tokens: x.token_usage, error: x.error_message }));
-}
+const view = sessionViews;
 
 describe('Python StatusEmitter', () => {
   test('computes the same default socket path as serve', async () => {

@@ -8,19 +8,10 @@ import { join } from 'node:path';
 import { after, describe, test } from 'node:test';
 import { StatusEmitter, type EmitterEvent } from '../protocol/emitter.ts';
 import * as pkg from '../protocol/index.ts';
-import { cleanEnv, getStatus, ROOT, session, startDaemon, tempDir, waitFor, waitForStatus, type StatusBody, type TestDaemon } from './helpers/daemon.ts';
+import { cleanEnv, getStatus, ROOT, session, sessionViews, startDaemon, tempDir, waitFor, waitForStatus, type StatusBody, type TestDaemon } from './helpers/daemon.ts';
 
-/** What must survive a restart: everything but the timing fields. */
-function view(s: StatusBody) {
-  return s.sessions.map((x) => ({
-    key: x.session_key,
-    title: x.title,
-    state: x.state,
-    tool: x.tool_name,
-    tokens: x.token_usage,
-    error: x.error_message,
-  }));
-}
+// What must survive a restart: everything but the timing fields.
+const view = sessionViews;
 
 const emitters: StatusEmitter[] = [];
 const daemons: TestDaemon[] = [];

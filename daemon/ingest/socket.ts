@@ -170,15 +170,11 @@ export class IngestServer {
   }
 
   private count(inputs: readonly EventInput[], unknownSession: readonly number[]): void {
-    if (unknownSession.length === 0) {
-      for (const input of inputs) this.stats.countEvent(input.event.type);
-      return;
+    const ignored = unknownSession.length > 0 ? new Set(unknownSession) : null;
+    for (let i = 0; i < inputs.length; i++) {
+      if (ignored?.has(i)) this.stats.ignored.unknown_session++;
+      else this.stats.countEvent(inputs[i]!.event.type);
     }
-    const ignored = new Set(unknownSession);
-    inputs.forEach((input, i) => {
-      if (ignored.has(i)) this.stats.ignored.unknown_session++;
-      else this.stats.countEvent(input.event.type);
-    });
   }
 
   private reject(conn: Connection, lineNo: number, reason: RejectReason, message: string): void {

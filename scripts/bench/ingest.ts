@@ -15,9 +15,9 @@
  *
  * Usage: node --import tsx scripts/bench/ingest.ts [--events N] [--json]
  */
-import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
+import { spawn, type ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { mkdtempSync, rmSync } from 'node:fs';
 import net from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -27,6 +27,7 @@ import { parseArgs } from 'node:util';
 
 import { getStatus, ROOT, startDaemon } from '../../test/helpers/daemon.ts';
 import { compared, plain, printFigures, type Figure } from './figure.ts';
+import { cpuSeconds } from './proc.ts';
 
 export type { Figure } from './figure.ts';
 
@@ -123,17 +124,6 @@ export function generateEvents(events: number, nonce: string): { chunks: Buffer[
   push(JSON.stringify({ type: 'title', session_key: SENTINEL, title: `done ${nonce}` }));
   flush();
   return { chunks, bytes };
-}
-
-let clockTicks: number | null = null;
-
-/** utime + stime of a process, in seconds. */
-function cpuSeconds(pid: number): number {
-  clockTicks ??= Number(execFileSync('getconf', ['CLK_TCK'], { encoding: 'utf8' }).trim()) || 100;
-  const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-  // The command name (field 2) may contain spaces: count fields from the closing parenthesis.
-  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-  return (Number(fields[11]) + Number(fields[12])) / clockTicks;
 }
 
 /** Connects, writes every chunk with backpressure, and resolves when `done` does; times it and the receiver's CPU. */

@@ -17,6 +17,7 @@ import { parseArgs } from 'node:util';
 
 import { buildDist } from '../build.ts';
 import { printFigures, type Figure } from './figure.ts';
+import { rssBytes } from './proc.ts';
 import { absoluteFigure, ratioFigure } from './goals.ts';
 import { sendAndFence, sessionEvents, startCompiledDaemon, startNodeScript, type ServerProcess } from './rest.ts';
 
@@ -30,12 +31,6 @@ server.listen(0, '127.0.0.1', () => {
 });
 process.on('SIGTERM', () => process.exit(0));
 `;
-
-function rssBytes(pid: number): number {
-  const match = /VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
-  if (!match) throw new Error(`no VmRSS in /proc/${pid}/status: is the process still running?`);
-  return Number(match[1]) * 1024;
-}
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 

@@ -23,6 +23,7 @@ import { buildDist, ROOT } from '../build.ts';
 import { cleanEnv, Producer } from '../../test/helpers/daemon.ts';
 import { plain, printFigures, type Figure } from './figure.ts';
 import { ratioFigure } from './goals.ts';
+import { readyUrl } from './proc.ts';
 
 const STATUS = '/api/v1/agent/status';
 const SESSIONS = 100;
@@ -33,33 +34,6 @@ export interface ServerProcess {
   readonly proc: ChildProcess;
   readonly url: string;
   stop(): Promise<void>;
-}
-
-/** Waits for a JSON line on the child's stderr whose `msg` starts with `ready` and that names its `http` address. */
-function readyUrl(proc: ChildProcess, what: string): Promise<string> {
-  return new Promise<string>((resolveUrl, reject) => {
-    let buffered = '';
-    const timer = setTimeout(() => reject(new Error(`${what} did not say it was ready within 20 s; stderr: ${buffered.slice(-2000)}`)), 20_000);
-    proc.stderr!.setEncoding('utf8');
-    proc.stderr!.on('data', (d: string) => {
-      buffered += d;
-      for (const line of buffered.split('\n')) {
-        try {
-          const parsed = JSON.parse(line) as { msg?: unknown; http?: unknown };
-          if (typeof parsed.msg === 'string' && parsed.msg.startsWith('ready') && typeof parsed.http === 'string') {
-            clearTimeout(timer);
-            return resolveUrl(parsed.http);
-          }
-        } catch {
-          // Not a whole JSON line (yet).
-        }
-      }
-    });
-    proc.once('exit', (code) => {
-      clearTimeout(timer);
-      reject(new Error(`${what} exited with ${code} before it was ready; stderr: ${buffered.slice(-2000)}`));
-    });
-  });
 }
 
 function stopper(proc: ChildProcess, dir: string | null): () => Promise<void> {

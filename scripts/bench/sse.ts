@@ -12,7 +12,7 @@
  * (--events is a minimum: each count gets enough events for 20,000 deliveries, see MIN_DELIVERIES)
  */
 import { spawn, type ChildProcess } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { mkdtempSync, rmSync } from 'node:fs';
 import http from 'node:http';
 import net from 'node:net';
 import { tmpdir } from 'node:os';
@@ -23,11 +23,11 @@ import { StatusEvent } from '../../protocol/events.ts';
 import { fold, initialState } from '../../daemon/state/fold.ts';
 import { renderSnapshot } from '../../daemon/state/snapshot.ts';
 import { printFigures, type Figure } from './figure.ts';
+import { cpuSeconds, readyUrl, rssBytes } from './proc.ts';
 import { ratioFigure } from './goals.ts';
 
 const ROOT = fileURLToPath(new URL('../..', import.meta.url));
 const STREAM = '/api/v1/agent/status/stream';
-const CLOCK_TICKS = 100; // USER_HZ on Linux
 const SESSION = 'bench:1';
 
 /**
@@ -92,22 +92,7 @@ async function startTarget(name: Target['name']): Promise<Target> {
       : ['-e', BARE_SERVER, socket, snapshotTemplate()];
   const env = Object.fromEntries(Object.entries(process.env).filter(([k]) => !k.startsWith('POCKETPAW_STATUS_')));
   const proc = spawn(process.execPath, args, { cwd: ROOT, env, stdio: ['ignore', 'ignore', 'pipe'] });
-  const url = await new Promise<string>((resolve, reject) => {
-    let buf = '';
-    proc.stderr!.setEncoding('utf8');
-    proc.stderr!.on('data', (d: string) => {
-      buf += d;
-      for (const line of buf.split('\n')) {
-        try {
-          const parsed = JSON.parse(line) as { msg?: string; http?: string };
-          if (parsed.msg?.startsWith('ready') && parsed.http) return resolve(parsed.http);
-        } catch {
-          // not a JSON line yet
-        }
-      }
-    });
-    proc.once('exit', (code) => reject(new Error(`${name} exited (${code}) before ready: ${buf}`)));
-  });
+  const url = await readyUrl(proc, name === 'daemon' ? 'the daemon' : 'the bare SSE server');
   return { name, proc, url, socket, dir };
 }
 
@@ -116,14 +101,6 @@ async function stopTarget(t: Target): Promise<void> {
   t.proc.kill('SIGTERM');
   await exited;
   rmSync(t.dir, { recursive: true, force: true });
-}
-
-function procStat(pid: number): { cpuSeconds: number; rssBytes: number } {
-  const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-  const cpuSeconds = (Number(fields[11]) + Number(fields[12])) / CLOCK_TICKS;
-  const rss = /VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
-  return { cpuSeconds, rssBytes: Number(rss?.[1] ?? 0) * 1024 };
 }
 
 interface Subscriber {
@@ -185,13 +162,13 @@ async function measure(target: Target, clients: number, events: number): Promise
   producer.write(line({ type: 'agent_start', session_key: SESSION, title: 'm0' }));
   await new Promise((r) => setTimeout(r, 300));
 
-  const before = procStat(target.proc.pid!);
+  const rssBefore = rssBytes(target.proc.pid!);
   const subs = await subscribe(target.url, clients);
   await new Promise((r) => setTimeout(r, 1500));
-  const connected = procStat(target.proc.pid!);
+  const rssConnected = rssBytes(target.proc.pid!);
 
   const sentAt = new Map<number, number>();
-  const cpuStart = procStat(target.proc.pid!).cpuSeconds;
+  const cpuStart = cpuSeconds(target.proc.pid!);
   for (let k = 1; k <= events; k++) {
     sentAt.set(k, performance.now());
     producer.write(line({ type: 'title', session_key: SESSION, title: `m${k}` }));
@@ -200,7 +177,7 @@ async function measure(target: Target, clients: number, events: number): Promise
     while (subs.some((s) => !s.arrivals.has(k)) && performance.now() < deadline) await new Promise((r) => setTimeout(r, 2));
     await new Promise((r) => setTimeout(r, 20));
   }
-  const cpuEnd = procStat(target.proc.pid!).cpuSeconds;
+  const cpuEnd = cpuSeconds(target.proc.pid!);
 
   const latencies: number[] = [];
   let lost = 0;
@@ -220,7 +197,7 @@ async function measure(target: Target, clients: number, events: number): Promise
     p99: percentile(latencies, 99),
     max: latencies.at(-1) ?? NaN,
     cpuPerDelivery: ((cpuEnd - cpuStart) * 1e6) / deliveries,
-    memoryPerClient: (connected.rssBytes - before.rssBytes) / clients,
+    memoryPerClient: (rssConnected - rssBefore) / clients,
     lost,
   };
 }

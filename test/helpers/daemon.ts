@@ -269,3 +269,18 @@ export function waitForStatus(url: string, check: (s: StatusBody) => boolean, wh
 export function session(s: StatusBody, key: string): StatusBody['sessions'][number] | undefined {
   return s.sessions.find((x) => x.session_key === key);
 }
+
+/** A session as a client believes it: everything but the timing fields, which no two reads agree on. */
+export interface SessionView {
+  key: string;
+  title: string | null;
+  state: string;
+  tool: string | null;
+  tokens: { input: number; output: number } | null;
+  error: string | null;
+}
+
+/** The snapshot's sessions, in its order, without their timing fields. */
+export function sessionViews(s: StatusBody): SessionView[] {
+  return s.sessions.map((x) => ({ key: x.session_key, title: x.title, state: x.state, tool: x.tool_name, tokens: x.token_usage, error: x.error_message }));
+}

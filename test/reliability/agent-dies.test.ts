@@ -13,7 +13,7 @@ import { spawn, type ChildProcessWithoutNullStreams } from 'node:child_process';
 import { once } from 'node:events';
 import { join } from 'node:path';
 import { after, describe, test } from 'node:test';
-import { cleanEnv, getStatus, ROOT, startDaemon, waitFor, type StatusBody, type TestDaemon } from '../helpers/daemon.ts';
+import { cleanEnv, getStatus, ROOT, sessionViews, startDaemon, waitFor, type SessionView, type StatusBody, type TestDaemon } from '../helpers/daemon.ts';
 import { RawSse } from '../helpers/sse.ts';
 
 const FIXTURE = join(ROOT, 'test/reliability/fixtures/raw-agent.mjs');
@@ -38,19 +38,10 @@ function inFlight(prefix: string): Event[] {
   ];
 }
 
-interface View {
-  key: string;
-  title: string | null;
-  state: string;
-  tool: string | null;
-  tokens: { input: number; output: number } | null;
-  error: string | null;
-}
+type View = SessionView;
 
 function view(s: StatusBody, prefix: string): View[] {
-  return s.sessions
-    .filter((x) => x.session_key.startsWith(`${prefix}:`))
-    .map((x) => ({ key: x.session_key, title: x.title, state: x.state, tool: x.tool_name, tokens: x.token_usage, error: x.error_message }));
+  return sessionViews(s).filter((x) => x.key.startsWith(`${prefix}:`));
 }
 
 function expectedLive(prefix: string): View[] {

@@ -16,7 +16,7 @@ import { join } from 'node:path';
 import { after, test } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { StatusEmitter, type EmitterEvent } from '../../protocol/emitter.ts';
-import { cleanEnv, getStatus, ROOT, startDaemon, tempDir, waitFor, type StatusBody, type TestDaemon } from '../helpers/daemon.ts';
+import { cleanEnv, getStatus, ROOT, sessionViews, startDaemon, tempDir, waitFor, type SessionView, type StatusBody, type TestDaemon } from '../helpers/daemon.ts';
 
 const DRIVER = join(ROOT, 'test/reliability/fixtures/emitter-driver.py');
 const SESSIONS_EACH = 10;
@@ -30,14 +30,7 @@ const TOOLS = ['bash', 'read_file', 'grep', 'write_file', 'web_search', 'edit'];
 
 type Event = { type: string; session_key: string; [field: string]: unknown };
 
-interface Belief {
-  key: string;
-  title: string | null;
-  state: string;
-  tool: string | null;
-  tokens: { input: number; output: number } | null;
-  error: string | null;
-}
+type Belief = SessionView;
 
 /**
  * What an emitter was told, session by session: each session steps through a cycle of events, offset by its index so
@@ -163,9 +156,7 @@ class PythonEmitter {
 }
 
 function view(s: StatusBody): Belief[] {
-  return s.sessions
-    .map((x) => ({ key: x.session_key, title: x.title, state: x.state, tool: x.tool_name, tokens: x.token_usage, error: x.error_message }))
-    .sort((a, b) => a.key.localeCompare(b.key));
+  return sessionViews(s).sort((a, b) => a.key.localeCompare(b.key));
 }
 
 const cleanup: (() => unknown)[] = [];
