@@ -70,6 +70,22 @@ export const ErrorEvent = z.object({ type: z.literal('error'), ...envelope, mess
 export const TitleEvent = z.object({ type: z.literal('title'), ...envelope, title: optionalText });
 export const AgentEndEvent = z.object({ type: z.literal('agent_end'), ...envelope });
 
+/** Each event type's schema, by its `type`: a validator that has read `type` can go straight to the one it needs. */
+export const EVENT_SCHEMAS = {
+  hello: HelloEvent,
+  agent_start: AgentStartEvent,
+  thinking: ThinkingEvent,
+  tool_start: ToolStartEvent,
+  tool_result: ToolResultEvent,
+  stream_start: StreamStartEvent,
+  stream_end: StreamEndEvent,
+  ask_user_question: AskUserQuestionEvent,
+  token_usage: TokenUsageEvent,
+  error: ErrorEvent,
+  title: TitleEvent,
+  agent_end: AgentEndEvent,
+} as const satisfies Record<EventType, z.ZodMiniType>;
+
 export const StatusEvent = z.discriminatedUnion('type', [
   HelloEvent,
   AgentStartEvent,

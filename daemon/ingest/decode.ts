@@ -6,7 +6,7 @@
  */
 import { isUtf8 } from 'node:buffer';
 import * as z from 'zod/mini';
-import { EVENT_TYPES, PROTOCOL_VERSION, StatusEvent, type EventType } from '../../protocol/events.ts';
+import { EVENT_SCHEMAS, EVENT_TYPES, PROTOCOL_VERSION, type EventType, type StatusEvent } from '../../protocol/events.ts';
 
 export const REJECT_REASONS = ['too_long', 'invalid_utf8', 'invalid_json', 'not_object', 'bad_version', 'invalid_event'] as const;
 export type RejectReason = (typeof REJECT_REASONS)[number];
@@ -19,14 +19,16 @@ export type Decoded =
   | { readonly kind: 'ignored'; readonly reason: IgnoreReason }
   | { readonly kind: 'rejected'; readonly reason: RejectReason; readonly message: string };
 
-const KNOWN_TYPES: ReadonlySet<string> = new Set<string>(EVENT_TYPES);
 /**
- * The schema with zod's ahead-of-time compiled fast path: zod's interpreter allocates a payload object and an issues
- * array for every field of every event, about 150 ns an event on the ingest path, a third of what JSON.parse costs.
- * A valid event takes the generated code; an invalid one falls back to the interpreter, so messages are unchanged.
- * Where code generation is disallowed, zod hands the schema back as it was.
+ * Each event type's schema with zod's ahead-of-time compiled fast path. zod's interpreter allocates a payload object
+ * and an issues array for every field of every event, a third of what JSON.parse costs. A valid event takes the
+ * generated code; an invalid one falls back to the interpreter, so messages are unchanged. Where code generation is
+ * disallowed, zod hands each schema back as it was. One lookup by type answers "is this type known?" and picks the
+ * schema, instead of a Set lookup then the union's chain of comparisons on `type` (~30 ns an event).
  */
-export const COMPILED_EVENT = z.compile(StatusEvent);
+const COMPILED_BY_TYPE: ReadonlyMap<string, z.ZodMiniType<StatusEvent>> = new Map(
+  EVENT_TYPES.map((type): [string, z.ZodMiniType<StatusEvent>] => [type, z.compile(EVENT_SCHEMAS[type])]),
+);
 
 /** A line as bytes, or as a string already decoded; `utf8`: the caller already knows the bytes are valid UTF-8. */
 export function decodeLine(line: Buffer | string, utf8 = false): Decoded {
@@ -50,12 +52,13 @@ export function decodeObject(value: unknown): Decoded {
 function decodeFields(value: Record<string, unknown>): Decoded {
   const type = value.type;
   if (typeof type !== 'string' || type === '') return reject('invalid_event', 'field "type" must be a non-empty string');
-  if (value.v !== undefined && value.v !== PROTOCOL_VERSION) {
-    return reject('bad_version', `unsupported protocol version ${JSON.stringify(value.v)} (this daemon speaks v ${PROTOCOL_VERSION})`);
-  }
-  if (!KNOWN_TYPES.has(type)) return { kind: 'ignored', reason: 'unknown_type' };
-  const parsed = COMPILED_EVENT.safeParse(value);
+  const schema = COMPILED_BY_TYPE.get(type);
+  // A known type's schema checks `v` itself: the version is looked at separately only on the way to a refusal.
+  if (schema === undefined) return badVersion(value) ?? { kind: 'ignored', reason: 'unknown_type' };
+  const parsed = schema.safeParse(value);
   if (!parsed.success) {
+    const wrongVersion = badVersion(value);
+    if (wrongVersion) return wrongVersion;
     const issue = parsed.error.issues[0];
     const field = issue && issue.path.length > 0 ? `field "${issue.path.join('.')}": ` : '';
     return reject('invalid_event', `${type as EventType}: ${field}${issue?.message ?? 'invalid event'}`);
@@ -63,6 +66,12 @@ function decodeFields(value: Record<string, unknown>): Decoded {
   const event = parsed.data;
   if (event.type !== 'hello' && !event.session_key) return { kind: 'ignored', reason: 'no_session_key' };
   return { kind: 'event', event };
+}
+
+/** A `v` other than 1 outranks every other problem: the producer speaks another protocol. */
+function badVersion(value: Record<string, unknown>): Decoded | null {
+  if (value.v === undefined || value.v === PROTOCOL_VERSION) return null;
+  return reject('bad_version', `unsupported protocol version ${JSON.stringify(value.v)} (this daemon speaks v ${PROTOCOL_VERSION})`);
 }
 
 function reject(reason: RejectReason, message: string): Decoded {

