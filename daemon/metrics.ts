@@ -109,7 +109,7 @@ function buildRegistry(prom: PromClient, sources: MetricsSources, httpResponses:
 
   // --- ingest ---
   mirroredCounterByLabel(prom, registry, 'events_ingested_total', 'Events accepted from producers and applied, by type.', 'type', () =>
-    EVENT_TYPES.map((type) => [type, ingest.events.get(type) ?? 0] as const),
+    EVENT_TYPES.map((type) => [type, ingest.events(type)] as const),
   );
   mirroredCounterByLabel(prom, registry, 'lines_rejected_total', 'Event lines dropped as malformed, by reason (each answered with an error line).', 'reason', () =>
     REJECT_REASONS.map((reason) => [reason, ingest.rejected[reason]] as const),
