@@ -66,7 +66,7 @@ function needs(bundle: string | null): string {
 
 function benches(quick: boolean): Bench[] {
   return [
-    { name: 'ingest', run: () => benchIngest({ events: quick ? 200_000 : 1_000_000, warmup: quick ? 100_000 : DEFAULT_WARMUP }) },
+    { name: 'ingest', run: () => benchIngest({ events: quick ? 300_000 : 1_000_000, warmup: DEFAULT_WARMUP }) },
     // 1,000 clients carry all three SSE goals, so the quick run keeps that count and drops the others.
     { name: 'SSE fan-out', run: () => benchSse(quick ? { clients: [1000], events: 10, minDeliveries: 10_000 } : { clients: [100, 1000, 5000], events: 40 }) },
     { name: 'REST', run: (b) => benchRest({ bundle: needs(b), seconds: quick ? 2 : 10, warmupSeconds: quick ? 1 : 2 }) },
