@@ -57,11 +57,9 @@ function decodeFields(value: Record<string, unknown>): Decoded {
   if (schema === undefined) return badVersion(value) ?? { kind: 'ignored', reason: 'unknown_type' };
   const parsed = schema.safeParse(value);
   if (!parsed.success) {
-    const wrongVersion = badVersion(value);
-    if (wrongVersion) return wrongVersion;
     const issue = parsed.error.issues[0];
     const field = issue && issue.path.length > 0 ? `field "${issue.path.join('.')}": ` : '';
-    return reject('invalid_event', `${type as EventType}: ${field}${issue?.message ?? 'invalid event'}`);
+    return badVersion(value) ?? reject('invalid_event', `${type as EventType}: ${field}${issue?.message ?? 'invalid event'}`);
   }
   const event = parsed.data;
   if (event.type !== 'hello' && !event.session_key) return { kind: 'ignored', reason: 'no_session_key' };
