@@ -44,7 +44,12 @@ describe('SSE stream', () => {
       assert.equal(sse.headers['connection'], 'keep-alive');
       assert.equal(sse.headers['x-accel-buffering'], 'no');
       await sse.waitFor((s) => s.of('status').length >= 1, 'first status');
-      assert.equal(sse.messages[0]!.retry, 2000, 'retry comes first');
+      // The first block is a real event that carries retry: (an event-less retry block is an empty event to some clients).
+      const first = sse.messages[0]!;
+      assert.equal(first.event, 'status', 'the first block is the status event');
+      assert.notEqual(first.data, '', 'with its data');
+      assert.equal(first.retry, 2000, 'and retry: inside it');
+      assert.ok(sse.messages.every((m) => m.event !== 'message'), 'no block without an event name');
       const status = sse.of('status')[0]!;
       assert.match(status.id ?? '', /^[\x21-\x7e]+$/, 'ASCII id');
       assert.doesNotMatch(status.data, /\n/);
@@ -227,10 +232,13 @@ describe('SSE transitions and ids', () => {
           ? await RawSse.open(`${d.url}${STREAM}`, { 'Last-Event-ID': id })
           : await RawSse.open(`${d.url}${STREAM}?last_event_id=${encodeURIComponent(id)}`);
       try {
-        await again.waitFor((s) => s.messages.length >= 1, 'retry');
+        // Connected (RawSse.open waits for the headers), with nothing to send: not even an event-less retry: block.
+        await new Promise((resolve) => setTimeout(resolve, 100));
+        assert.equal(again.messages.length, 0, `${via}: nothing before the change`);
         // A visible change proves the stream is live; before it, no status may have arrived.
         await sendOnce(d.socket, { type: 'agent_start', session_key: 'cur:1' });
         await again.waitFor((s) => s.of('status').length >= 1, 'the change');
+        assert.equal(again.messages[0]!.retry, 2000, `${via}: retry: rides in the first event`);
         const status = JSON.parse(again.of('status')[0]!.data) as AgentStatusResponse;
         assert.ok(status.sessions.some((s) => s.session_key === 'cur:1'), `${via}: the first status is the change, not the old state again`);
       } finally {

@@ -4,7 +4,11 @@
  */
 import type { Transition } from '../state/transitions.ts';
 
-export const RETRY_FRAME = 'retry: 2000\n\n';
+/**
+ * The reconnection delay, as a field of the first real event of a stream, never a block of its own: clients such as
+ * Python's httpx-sse yield an event-less `retry:` block as an empty event, whose `json.loads` then fails.
+ */
+export const RETRY_FIELD = 'retry: 2000\n';
 export const KEEPALIVE_FRAME = ': keepalive\n\n';
 
 export function statusFrame(id: string, json: string): string {

@@ -14,7 +14,7 @@ import type { Change, ChangeFeed } from '../feed/feed.ts';
 import type { Logger } from '../log.ts';
 import { matches, type SessionFilter } from '../state/snapshot.ts';
 import type { Snapshots } from '../state/snapshots.ts';
-import { KEEPALIVE_FRAME, RETRY_FRAME, resetFrame, statusFrame, transitionFrame } from './frames.ts';
+import { KEEPALIVE_FRAME, RETRY_FIELD, resetFrame, statusFrame, transitionFrame } from './frames.ts';
 import { TransitionHistory, type HistoryEntry } from './history.ts';
 import { EventIds, parseId } from './ids.ts';
 import type { SseDropReason, SseStats } from './stats.ts';
@@ -59,6 +59,8 @@ interface Subscriber {
   lastWriteAt: number;
   stalledSince: number;
   stalledLength: number;
+  /** No event written yet: the first one carries `retry:`. */
+  retryPending: boolean;
 }
 
 interface View {
@@ -67,7 +69,7 @@ interface View {
   frame: Buffer | null;
 }
 
-const RETRY = Buffer.from(RETRY_FRAME);
+const RETRY = Buffer.from(RETRY_FIELD);
 const KEEPALIVE = Buffer.from(KEEPALIVE_FRAME);
 
 export class SseHub {
@@ -132,6 +134,7 @@ export class SseHub {
       lastWriteAt: now,
       stalledSince: 0,
       stalledLength: 0,
+      retryPending: true,
     };
     this.clients.add(c);
     if (c.transitions) this.transitionClients++;
@@ -141,7 +144,6 @@ export class SseHub {
     req.res.on('error', () => this.remove(c));
 
     req.res.writeHead(200, { ...req.headers, ...SSE_HEADERS });
-    this.write(c, RETRY, now);
     if (req.lastEventId !== null && c.transitions) this.replay(c, req.lastEventId, now);
     if (req.lastEventId === this.ids.format(this.versionSeq)) {
       // The client already shows the current state: remember it as seen instead of sending it again.
@@ -150,6 +152,8 @@ export class SseHub {
     } else {
       this.sendStatus(c, now);
     }
+    // Nothing to send yet: send the headers alone, so the client knows it is connected (EventSource's `open`).
+    if (c.retryPending) req.res.flushHeaders();
   }
 
   /** Ends every stream cleanly, so that clients reconnect (to the restarted daemon). */
@@ -290,6 +294,11 @@ export class SseHub {
 
   private write(c: Subscriber, frame: Buffer, now: number): void {
     c.lastWriteAt = now;
+    // `retry:` rides in the stream's first event (frames.ts says why); a keepalive comment is not an event.
+    if (c.retryPending && frame !== KEEPALIVE) {
+      c.retryPending = false;
+      frame = Buffer.concat([RETRY, frame]);
+    }
     if (!c.res.write(frame) && !c.paused) {
       c.paused = true;
       c.res.once('drain', () => this.onDrain(c));
