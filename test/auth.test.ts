@@ -101,6 +101,7 @@ describe('presenting the key', () => {
       assert.equal(res.status, 403, `${path} ${JSON.stringify(headers)}`);
       assert.equal(res.body, FORBIDDEN_BODY);
       assert.match(res.headers['content-type'] ?? '', /^application\/json/);
+      assert.equal(res.headers['www-authenticate'], 'Bearer realm="pocketpaw-status"', 'generic clients learn a key is wanted');
     }
   });
 
@@ -129,6 +130,7 @@ describe('presenting the key', () => {
       const res = await request(`${d.url}${STREAM}`, { headers, localAddress: from });
       assert.equal(res.status, 403);
       assert.equal(res.body, FORBIDDEN_BODY, 'nothing but the JSON body: no retry:, no event');
+      assert.equal(res.headers['www-authenticate'], 'Bearer realm="pocketpaw-status"');
       assert.match(res.headers['content-type'] ?? '', /^application\/json/);
     }
     assert.equal((await request(`${d.url}${STREAM}`, { method: 'HEAD', localAddress: from })).status, 403);

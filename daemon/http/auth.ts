@@ -20,6 +20,8 @@ export const OPEN_PATHS: ReadonlySet<string> = new Set(['/', '/livez', '/readyz'
 /** Upstream's body, byte for byte: clients written against PocketPaw match on it. */
 export const FORBIDDEN_DETAIL = 'Invalid or missing status API key';
 export const TOO_MANY_DETAIL = 'Too many requests';
+/** On every 403, so generic HTTP clients know a key is wanted and how to send it (the body stays upstream's). */
+export const WWW_AUTHENTICATE = 'Bearer realm="pocketpaw-status"';
 
 export function clientAddress(c: Context<NodeEnv>): string {
   // The peer of the TCP connection, never X-Forwarded-For, which every client can write.
@@ -41,7 +43,7 @@ export function authMiddleware(apiKey: ApiKey, limiter: FailureLimiter, log: Log
       if (verdict.first) log.warn({ address, path: c.req.path }, 'too many failed API key attempts from this address; answering 429 until they slow down');
       return jsonError(c, 429, TOO_MANY_DETAIL, { 'Retry-After': String(verdict.retryAfterSeconds) });
     }
-    return jsonError(c, 403, FORBIDDEN_DETAIL);
+    return jsonError(c, 403, FORBIDDEN_DETAIL, { 'WWW-Authenticate': WWW_AUTHENTICATE });
   };
   // apiKey.required is read per request: SIGHUP may add or remove the key.
   return (c, next) => (!apiKey.required || OPEN_PATHS.has(c.req.path) ? next() : check(c, next));
