@@ -198,28 +198,31 @@ describe('key sources through the real daemon', () => {
   const creds = mkdtempSync(join(dir, 'creds-'));
   writeFileSync(join(creds, 'status-api-key'), 'credential-key-A1s2D3f4G5h6\n');
 
-  async function accepts(args: string[], env: Record<string, string>, good: string, bad: string[]): Promise<void> {
+  /** `source`: the kind of key source the daemon names on a refusal, for the status page (never a path or the key). */
+  async function accepts(args: string[], env: Record<string, string>, good: string, bad: string[], source: string): Promise<void> {
     const d = await startDaemon({ args, env });
     try {
       const from = freshAddress();
       assert.equal((await request(`${d.url}${STATUS}`, { headers: { 'X-Status-Key': good } })).status, 200, `${good} is the key`);
       for (const key of bad) assert.equal((await request(`${d.url}${STATUS}`, { headers: { 'X-Status-Key': key }, localAddress: from })).status, 403, `${key} is not`);
-      assert.equal((await request(`${d.url}${STATUS}`, { localAddress: from })).status, 403);
+      const refused = await request(`${d.url}${STATUS}`, { localAddress: from });
+      assert.equal(refused.status, 403);
+      assert.equal(refused.headers['x-status-key-source'], source, 'the refusal names the kind of key source');
       assertKeyNotLogged(d, good, ...bad);
     } finally {
       await d.stop();
     }
   }
 
-  test('POCKETPAW_STATUS_API_KEY', () => accepts([], { POCKETPAW_STATUS_API_KEY: 'env-key-P0o9I8u7Y6t5' }, 'env-key-P0o9I8u7Y6t5', ['wrong']));
+  test('POCKETPAW_STATUS_API_KEY', () => accepts([], { POCKETPAW_STATUS_API_KEY: 'env-key-P0o9I8u7Y6t5' }, 'env-key-P0o9I8u7Y6t5', ['wrong'], 'env'));
 
   test('the systemd credential wins over POCKETPAW_STATUS_API_KEY', () =>
-    accepts([], { CREDENTIALS_DIRECTORY: creds, POCKETPAW_STATUS_API_KEY: 'env-key-P0o9I8u7Y6t5' }, 'credential-key-A1s2D3f4G5h6', ['env-key-P0o9I8u7Y6t5']));
+    accepts([], { CREDENTIALS_DIRECTORY: creds, POCKETPAW_STATUS_API_KEY: 'env-key-P0o9I8u7Y6t5' }, 'credential-key-A1s2D3f4G5h6', ['env-key-P0o9I8u7Y6t5'], 'credential'));
 
   test('POCKETPAW_STATUS_API_KEY_FILE wins over the credential (trailing newline stripped)', () =>
     accepts([], { POCKETPAW_STATUS_API_KEY_FILE: keyFile('file-key-L1k2J3h4G5f6\r\n'), CREDENTIALS_DIRECTORY: creds }, 'file-key-L1k2J3h4G5f6', [
       'credential-key-A1s2D3f4G5h6',
-    ]));
+    ], 'file'));
 
   test('no key anywhere: open access, as upstream', async () => {
     const d = await startDaemon();

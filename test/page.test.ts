@@ -5,7 +5,7 @@
  * Waits poll the page with a generous bound; nothing here measures how fast anything happened.
  */
 import assert from 'node:assert/strict';
-import { mkdirSync } from 'node:fs';
+import { mkdirSync, writeFileSync } from 'node:fs';
 import net from 'node:net';
 import { join } from 'node:path';
 import { after, before, test } from 'node:test';
@@ -405,7 +405,7 @@ test('with a key configured, the page without ?key= says a key is needed and how
         assert.match(v.keyWhy, /present its API key/);
         const notice = await bare.page.evaluate(() => (document.querySelector('#key-notice')?.textContent ?? '').replace(/\s+/g, ' '));
         assert.match(notice, /Add \?key=YOUR_KEY to this page's address/);
-        assert.match(notice, /POCKETPAW_STATUS_API_KEY/);
+        assert.match(notice, /value of POCKETPAW_STATUS_API_KEY in the daemon's environment/, 'names where this daemon takes its key from');
 
         // The notice's form: type the key, press Enter, and the page comes back with ?key= and the data.
         await bare.page.fill('#key-input', 'k');
@@ -439,6 +439,27 @@ test('with a key configured, the page without ?key= says a key is needed and how
     },
     { env: { POCKETPAW_STATUS_API_KEY: 'k' } },
   ));
+
+test('the key notice names where this daemon takes its key from: a key file, never its path', { timeout: 60_000 }, async () => {
+  const dir = tempDir();
+  const path = join(dir, 'secret-key-file');
+  writeFileSync(path, 'file-key-Q1w2E3r4T5y6\n', { mode: 0o600 });
+  await withDaemon(
+    async (daemon) => {
+      const p = await openPage(`${daemon.url}/`);
+      try {
+        await p.until('the key notice', (x) => x.keyNotice);
+        const notice = await p.page.evaluate(() => (document.querySelector('#key-notice')?.textContent ?? '').replace(/\s+/g, ' '));
+        assert.match(notice, /key file the daemon was started with/);
+        assert.doesNotMatch(notice, /POCKETPAW_STATUS_API_KEY in the daemon's environment/);
+        assert.ok(!notice.includes(path) && !notice.includes('secret-key-file') && !notice.includes('Q1w2E3r4T5y6'), 'neither the path nor the key');
+      } finally {
+        await p.close();
+      }
+    },
+    { args: ['--api-key-file', path] },
+  );
+});
 
 test('keyboard and screen readers: landmarks, a polite live region, a skip link first in the tab order', { timeout: 60_000 }, () =>
   withDaemon(async (daemon) => {

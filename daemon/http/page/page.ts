@@ -106,6 +106,7 @@ const el = {
   logEmpty: byId('log-empty'),
   keyNotice: byId('key-notice'),
   keyWhy: byId('key-why'),
+  keySource: byId('key-source'),
   keyForm: byId<HTMLFormElement>('key-form'),
   keyInput: byId<HTMLInputElement>('key-input'),
   announcer: byId('announcer'),
@@ -420,7 +421,7 @@ async function diagnose(): Promise<void> {
     const response = await fetch(apiUrl(STATUS_PATH), { cache: 'no-store', headers: { Accept: 'application/json' } });
     // 429: the daemon slows down an address after many wrong keys; either way the key is what needs fixing.
     if (response.status === 403 || response.status === 429) {
-      showKeyNotice(response.status === 429);
+      showKeyNotice(response.status === 429, response.headers.get('X-Status-Key-Source'));
       return;
     }
   } catch {
@@ -433,8 +434,17 @@ async function diagnose(): Promise<void> {
   window.setTimeout(connect, delay);
 }
 
-function showKeyNotice(tooMany: boolean): void {
+/** Where the daemon takes its key from, by the kind it names on a refusal (daemon/http/auth.ts): never a path. */
+const KEY_SOURCES: Readonly<Record<string, string>> = {
+  env: 'The key is the value of POCKETPAW_STATUS_API_KEY in the daemon\'s environment, on the machine running it.',
+  file: 'The key is in the key file the daemon was started with (--api-key-file or POCKETPAW_STATUS_API_KEY_FILE), on the machine running it.',
+  credential: 'The key is the daemon\'s systemd credential status-api-key (LoadCredential= in its service unit), on the machine running it.',
+};
+
+function showKeyNotice(tooMany: boolean, source: string | null): void {
   setConnection('key');
+  const where = source === null ? undefined : KEY_SOURCES[source];
+  if (where !== undefined) el.keySource.textContent = where;
   el.keyWhy.textContent = tooMany
     ? 'Too many wrong keys came from this address, so the daemon refuses it for a while. Wait a minute, then try the right key.'
     : key === ''
