@@ -16,10 +16,12 @@ import { filterFromQuery } from './filter.ts';
 import { LIVEZ_PATH, READYZ_PATH, registerHealthRoutes, type Readiness } from './health.ts';
 import { PAGE_PATH, registerPageRoute } from './page.ts';
 import { FailureLimiter } from './rate-limit.ts';
+import { etagMatches, summaryCache } from '../state/summary.ts';
 import { streamRoute, type NodeEnv } from './stream.ts';
 
 export const STATUS_PATH = '/api/v1/agent/status';
 export const STREAM_PATH = '/api/v1/agent/status/stream';
+export const SUMMARY_PATH = '/api/v1/agent/status/summary';
 
 export interface AppDeps {
   readonly snapshots: Snapshots;
@@ -60,9 +62,16 @@ export function createApp(deps: AppDeps): Hono<NodeEnv> {
     c.body(snapshots.body(filterFromQuery(c)), 200, { 'Content-Type': 'application/json' }),
   );
   app.get(STREAM_PATH, streamRoute(deps.hub, deps.sseStats, deps.maxSseClients));
+  // For pollers: small, no timers, an ETag; behind the key like the snapshot (auth.ts denies by default).
+  const summary = summaryCache();
+  app.get(SUMMARY_PATH, (c) => {
+    const { json, etag } = summary(snapshots.state);
+    if (etagMatches(c.req.header('if-none-match'), etag)) return c.body(null, 304, { ETag: etag });
+    return c.body(json, 200, { 'Content-Type': 'application/json', ETag: etag });
+  });
 
   // --- fallbacks ---
-  for (const path of [PAGE_PATH, STATUS_PATH, STREAM_PATH, LIVEZ_PATH, READYZ_PATH, METRICS_PATH]) {
+  for (const path of [PAGE_PATH, STATUS_PATH, STREAM_PATH, SUMMARY_PATH, LIVEZ_PATH, READYZ_PATH, METRICS_PATH]) {
     app.all(path, (c) => jsonError(c, 405, 'Method Not Allowed', { Allow: 'GET, HEAD' }));
   }
   app.notFound((c) => jsonError(c, 404, 'Not Found'));

@@ -20,6 +20,11 @@ export class Snapshots {
     readonly startedAt: number,
   ) {}
 
+  /** The state now (immutable: a change replaces the object). */
+  get state(): StatusState {
+    return this.store.state;
+  }
+
   render(filter: SessionFilter = NO_FILTER): RenderedSnapshot {
     const state = this.store.state;
     const now = this.store.clock();
