@@ -31,7 +31,7 @@ Run a command with --help for its options.
 const SHUTDOWN_DEADLINE_MS = 1500;
 
 async function serve(argv: string[]): Promise<void> {
-  const { ConfigError, parseServeConfig, serveHelp, StartupError, createLogger, startDaemon } = await loadServe();
+  const { ConfigError, parseServeConfig, serveHelp, StartupError, SocketInUseError, createLogger, startDaemon } = await loadServe();
   let config;
   try {
     config = parseServeConfig(argv, process.env);
@@ -82,6 +82,12 @@ async function serve(argv: string[]): Promise<void> {
       process.stderr.write(`pocketpaw-status serve: ${error.message}\nRun 'pocketpaw-status serve --help' for the options.\n`);
       process.exit(2);
     }
+    // The socket or the port is taken: the commonest first-day failure gets one plain line, not a JSON log record.
+    if (error instanceof SocketInUseError || (error as NodeJS.ErrnoException | undefined)?.code === 'EADDRINUSE') {
+      const message = error instanceof SocketInUseError ? error.message : describeStartError(error, config.host, config.port);
+      process.stderr.write(`pocketpaw-status serve: cannot start: ${message}\n`);
+      process.exit(1);
+    }
     const message = error instanceof StartupError ? error.message : describeStartError(error, config.host, config.port);
     log.fatal({ err: error instanceof StartupError ? undefined : error }, `cannot start: ${message}`);
     process.exit(1);
@@ -92,7 +98,7 @@ async function serve(argv: string[]): Promise<void> {
 
 function describeStartError(error: unknown, host: string, port: number): string {
   const code = (error as NodeJS.ErrnoException | undefined)?.code;
-  if (code === 'EADDRINUSE') return `port ${port} on ${host} is already in use; choose another --port (0 picks a free one)`;
+  if (code === 'EADDRINUSE') return `port ${port} on ${host} is already in use (another daemon, or a service); stop it, or pass --port N (0 picks a free one)`;
   if (code === 'EADDRNOTAVAIL') return `${host} is not an address of this machine; check --host`;
   if (code === 'EACCES') return `permission denied (${(error as Error).message}); check --socket and --port`;
   return error instanceof Error ? error.message : String(error);

@@ -55,7 +55,6 @@ export async function startDaemon(config: ServeConfig, log: Logger): Promise<Dae
   const systemd = pickSockets(takeListenFds(process.env, process.pid));
   if (systemd.http === null) checkExposure(config.host, apiKey, config.allowOpen);
   for (const warning of keyWarnings) log.warn(warning);
-  log.info({ keySource: apiKey.required ? apiKey.source.kind : 'none' }, apiKey.required ? 'the status API needs the API key' : 'no API key: the status API is open to whoever can reach it');
   const readiness = new Readiness();
 
   const snapshots = new Snapshots(store, startedAt);
@@ -111,6 +110,8 @@ export async function startDaemon(config: ServeConfig, log: Logger): Promise<Dae
   const socketPath = systemd.ingest === null ? config.socket : (unixSocketPath(systemd.ingest) ?? `fd ${systemd.ingest}`);
   if (systemd.unknown.length > 0) log.warn({ names: systemd.unknown.map((f) => f.name) }, 'ignoring sockets passed by systemd with names other than ingest and http');
   const activated = systemd.ingest !== null || systemd.http !== null ? ' (sockets from systemd)' : '';
+  // Once bound: a start that fails (the port or the socket taken) says so in one line and nothing else.
+log.info({ keySource: apiKey.required ? apiKey.source.kind : 'none' }, apiKey.required ? 'the status API needs the API key' : 'no API key: the status API is open to whoever can reach it');
   log.info({ http: url, socket: socketPath }, `ready: HTTP on ${url}, ingest socket ${socketPath}${activated}`);
 
   let closing: Promise<void> | null = null;

@@ -9,6 +9,7 @@ import { once } from 'node:events';
 import { join } from 'node:path';
 import { after, describe, test } from 'node:test';
 import { defaultSocketPath } from '../protocol/socket-path.ts';
+import { skipWithout } from './helpers/tools.ts';
 import { cleanEnv, ROOT, session, sessionViews, startDaemon, tempDir, waitFor, waitForStatus, type StatusBody, type TestDaemon } from './helpers/daemon.ts';
 
 const DRIVER = String.raw`
@@ -139,7 +140,7 @@ after(async () => {
 
 const view = sessionViews;
 
-describe('Python StatusEmitter', () => {
+describe('Python StatusEmitter', { skip: skipWithout('python3', 'python3') }, () => {
   test('computes the same default socket path as serve', async () => {
     const agent = PythonAgent.start({ socket_path: join(tempDir(), 'unused.sock') });
     for (const env of [

@@ -11,8 +11,11 @@ import { join } from 'node:path';
 import { after, before, test } from 'node:test';
 import { chromium, type Browser, type BrowserContext, type Page } from 'playwright-core';
 import { ROOT, sendOnce, startDaemon, tempDir, type TestDaemon } from './helpers/daemon.ts';
+import { findTool, skipWithout } from './helpers/tools.ts';
 
-const CHROMIUM = '/usr/bin/chromium';
+// Debian's chromium, found on PATH (so a test run with PATH stripped of it skips, as a machine without it does).
+const SKIP = skipWithout('chromium', 'chromium');
+const CHROMIUM = findTool('chromium') ?? '/usr/bin/chromium';
 const ARTIFACTS = join(ROOT, 'test/artifacts');
 const WAIT_MS = 10_000;
 
@@ -118,6 +121,7 @@ const readView = (): PageView => {
 let browser: Browser;
 
 before(async () => {
+  if (SKIP) return;
   mkdirSync(ARTIFACTS, { recursive: true });
   // launch() gives every run a fresh temporary profile. Never a downloaded browser: Debian's own.
   browser = await chromium.launch({
@@ -203,7 +207,7 @@ async function withDaemon(fn: (daemon: TestDaemon) => Promise<void>, options: Pa
 
 // --- tests ---
 
-test('the page shows idle, then a session as events reach the socket: its state, its tool, degraded on error, idle again', { timeout: 90_000 }, () =>
+test('the page shows idle, then a session as events reach the socket: its state, its tool, degraded on error, idle again', { skip: SKIP, timeout: 90_000 }, () =>
   withDaemon(async (daemon) => {
     const p = await openPage(`${daemon.url}/`);
     try {
@@ -271,7 +275,7 @@ test('the page shows idle, then a session as events reach the socket: its state,
     }
   }));
 
-test('text from the snapshot is shown as text, never parsed as HTML', { timeout: 60_000 }, () =>
+test('text from the snapshot is shown as text, never parsed as HTML', { skip: SKIP, timeout: 60_000 }, () =>
   withDaemon(async (daemon) => {
     const title = '<img src=x onerror="window.pwned=1"><b>bold</b>';
     const message = '</p><script>window.pwned=2</script>';
@@ -298,7 +302,7 @@ test('text from the snapshot is shown as text, never parsed as HTML', { timeout:
     }
   }));
 
-test('with ?transitions=1 a live log shows every transition, even a tool run shorter than one snapshot', { timeout: 60_000 }, () =>
+test('with ?transitions=1 a live log shows every transition, even a tool run shorter than one snapshot', { skip: SKIP, timeout: 60_000 }, () =>
   withDaemon(async (daemon) => {
     const p = await openPage(`${daemon.url}/?transitions=1`);
     try {
@@ -327,7 +331,7 @@ test('with ?transitions=1 a live log shows every transition, even a tool run sho
     }
   }));
 
-test('with ?compact=1 each session is one line', { timeout: 60_000 }, () =>
+test('with ?compact=1 each session is one line', { skip: SKIP, timeout: 60_000 }, () =>
   withDaemon(async (daemon) => {
     await sendOnce(
       daemon.socket,
@@ -360,7 +364,7 @@ test('with ?compact=1 each session is one line', { timeout: 60_000 }, () =>
     }
   }));
 
-test('the page reconnects by itself after the daemon restarts, and says so meanwhile', { timeout: 120_000 }, async () => {
+test('the page reconnects by itself after the daemon restarts, and says so meanwhile', { skip: SKIP, timeout: 120_000 }, async () => {
   const port = await freePort();
   const dir = tempDir();
   const socket = join(dir, 'ingest.sock');
@@ -393,7 +397,7 @@ test('the page reconnects by itself after the daemon restarts, and says so meanw
   }
 });
 
-test('with a key configured, the page without ?key= says a key is needed and how to add it; with the key it shows the data', { timeout: 90_000 }, () =>
+test('with a key configured, the page without ?key= says a key is needed and how to add it; with the key it shows the data', { skip: SKIP, timeout: 90_000 }, () =>
   withDaemon(
     async (daemon) => {
       const bare = await openPage(`${daemon.url}/`);
@@ -440,7 +444,7 @@ test('with a key configured, the page without ?key= says a key is needed and how
     { env: { POCKETPAW_STATUS_API_KEY: 'k' } },
   ));
 
-test('the key notice names where this daemon takes its key from: a key file, never its path', { timeout: 60_000 }, async () => {
+test('the key notice names where this daemon takes its key from: a key file, never its path', { skip: SKIP, timeout: 60_000 }, async () => {
   const dir = tempDir();
   const path = join(dir, 'secret-key-file');
   writeFileSync(path, 'file-key-Q1w2E3r4T5y6\n', { mode: 0o600 });
@@ -461,7 +465,7 @@ test('the key notice names where this daemon takes its key from: a key file, nev
   );
 });
 
-test('keyboard and screen readers: landmarks, a polite live region, a skip link first in the tab order', { timeout: 60_000 }, () =>
+test('keyboard and screen readers: landmarks, a polite live region, a skip link first in the tab order', { skip: SKIP, timeout: 60_000 }, () =>
   withDaemon(async (daemon) => {
     const p = await openPage(`${daemon.url}/`);
     try {
@@ -488,7 +492,7 @@ test('keyboard and screen readers: landmarks, a polite live region, a skip link 
     }
   }));
 
-test('at 360 px and 1920 px, light and dark, nothing overflows; screenshots go to test/artifacts/', { timeout: 120_000 }, () =>
+test('at 360 px and 1920 px, light and dark, nothing overflows; screenshots go to test/artifacts/', { skip: SKIP, timeout: 120_000 }, () =>
   withDaemon(async (daemon) => {
     const long = 'x'.repeat(160);
     await sendOnce(

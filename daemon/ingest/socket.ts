@@ -25,6 +25,8 @@ export interface IngestOptions {
 const REPLY_BUFFER_LIMIT = 16 * 1024;
 
 export class StartupError extends Error {}
+/** The ingest socket is held by a live daemon: a newcomer's second `npm start`, or a service. */
+export class SocketInUseError extends StartupError {}
 
 type EventInput = Extract<FoldInput, { kind: 'event' }>;
 
@@ -222,7 +224,9 @@ async function clearStaleSocket(path: string): Promise<void> {
   }
   if (!isSocket) throw new StartupError(`${path} exists and is not a socket; remove it or choose another --socket`);
   if (await answers(path)) {
-    throw new StartupError(`another daemon is listening on ${path}; stop it, or choose another --socket`);
+    throw new SocketInUseError(
+      `another daemon is listening on ${path} (a second npm start, or a service); stop it, or pass --socket PATH and --port N to run one more beside it`,
+    );
   }
   unlinkSync(path);
 }
