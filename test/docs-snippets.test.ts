@@ -12,10 +12,10 @@ import { after, before, describe, test } from 'node:test';
 import { chromium, type Browser } from 'playwright-core';
 import { ROOT, cleanEnv, sendOnce, startDaemon, type TestDaemon } from './helpers/daemon.ts';
 import { metric } from './helpers/metrics.ts';
-import { skipWithout } from './helpers/tools.ts';
+import { findTool, skipWithout } from './helpers/tools.ts';
 
 const DOCUMENTED_URL = 'http://127.0.0.1:8780';
-const CHROMIUM = '/usr/bin/chromium';
+
 
 interface Snippet {
   readonly file: string;
@@ -45,7 +45,9 @@ export function extractSnippets(): Snippet[] {
 }
 
 const SNIPPETS = extractSnippets();
-const SKIPS = { sh: skipWithout('curl', 'curl'), python: skipWithout('python3', 'python3'), node: false, browser: skipWithout(CHROMIUM, 'chromium') } as const;
+const SKIPS = { sh: skipWithout('curl', 'curl'), python: skipWithout('python3', 'python3'), node: false, browser: skipWithout('chromium', 'chromium') } as const;
+// Debian's chromium, found on PATH as skipWithout looks for it.
+const CHROMIUM = findTool('chromium') ?? '/usr/bin/chromium';
 
 function run(command: string, args: string[], env: NodeJS.ProcessEnv, timeoutMs = 30_000): Promise<{ code: number | null; stdout: string; stderr: string }> {
   return new Promise((resolve, reject) => {
