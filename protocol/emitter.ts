@@ -13,7 +13,7 @@
  * started and not ended, the few events that rebuild its state: a restarted daemon shows the truth again at once.
  *
  * Runtime imports are Node built-ins only (the protocol types are erased): embedding it costs the agent nothing.
- * protocol/python/pocketpaw_status.py is the same design for Python; keep the two in step.
+ * protocol/python/pocketpaw_status/__init__.py is the same design for Python; keep the two in step.
  */
 import net from 'node:net';
 import { basename } from 'node:path';

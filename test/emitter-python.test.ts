@@ -1,5 +1,5 @@
 /**
- * The Python StatusEmitter (protocol/python/pocketpaw_status.py) against the real daemon, driven through a small
+ * The Python StatusEmitter (protocol/python/pocketpaw_status/) against the real daemon, driven through a small
  * python3 script: each command on its stdin is one call into the module; the script answers each with the emitter's
  * counters once the call has returned. An answer that never comes is a call that blocked.
  */
