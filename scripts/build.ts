@@ -69,8 +69,28 @@ export async function buildDist(outdir: string = join(ROOT, 'dist')): Promise<Bu
   return { file, bytes: statSync(file).size };
 }
 
+/**
+ * The package's library entry points (`pocketpaw-status`, `pocketpaw-status/emitter`) as JavaScript, for agents that
+ * run plain node: `exports` in package.json points at them, with the TypeScript sources as their types. Dependencies
+ * (zod) stay imports, resolved from the installing project's node_modules.
+ */
+export async function buildProtocol(outdir: string = join(ROOT, 'dist')): Promise<void> {
+  const result = await build({
+    entryPoints: [join(ROOT, 'protocol/index.ts'), join(ROOT, 'protocol/emitter.ts')],
+    outdir: join(outdir, 'protocol'),
+    bundle: true,
+    packages: 'external',
+    platform: 'node',
+    format: 'esm',
+    target: 'node20',
+    logLevel: 'warning',
+  });
+  if (result.errors.length > 0) throw new Error(`esbuild failed: ${result.errors.map((e) => e.text).join('; ')}`);
+}
+
 if (process.argv[1] && resolve(process.argv[1]) === fileURLToPath(import.meta.url)) {
   const { values } = parseArgs({ options: { outdir: { type: 'string' } } });
   const { file, bytes } = await buildDist(values.outdir ? resolve(values.outdir) : undefined);
+  await buildProtocol(values.outdir ? resolve(values.outdir) : undefined);
   process.stdout.write(`built ${file} (${(bytes / 1024).toFixed(0)} KiB); run it with: node ${file} serve\n`);
 }

@@ -1,7 +1,8 @@
 /**
  * The npm package as a user gets it: `npm pack` (whose `prepack` builds dist/), installed into an empty folder, and
- * `npx pocketpaw-status serve`, `status`, `emit` and `hook claude-code` run from there on the compiled build: tsx and
- * esbuild are removed from the install first, so nothing can fall back on the TypeScript sources.
+ * `npx pocketpaw-status serve`, `status`, `emit` and `hook claude-code` run from there on the compiled build, as does
+ * the library (`pocketpaw-status/emitter`) under plain node: tsx and esbuild are removed from the install first, so
+ * nothing can fall back on the TypeScript sources.
  */
 import assert from 'node:assert/strict';
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
@@ -48,7 +49,7 @@ test('the tarball: the compiled build, the sources it needs, systemd units, READ
   const list = sh('tar', ['-tzf', tarball], dir);
   assert.equal(list.status, 0, list.stderr);
   const files = list.stdout.split('\n').filter(Boolean).map((f) => f.replace(/^package\//, ''));
-  for (const f of ['dist/cli.js', 'dist/package.json', 'scripts/pocketpaw-status.js', 'protocol/emitter.ts', 'protocol/README.md', 'README.md', 'LICENSE', 'package.json']) {
+  for (const f of ['dist/cli.js', 'dist/package.json', 'dist/protocol/index.js', 'dist/protocol/emitter.js', 'scripts/pocketpaw-status.js', 'protocol/emitter.ts', 'protocol/README.md', 'README.md', 'LICENSE', 'package.json']) {
     assert.ok(files.includes(f), `${f} is in the package`);
   }
   for (const unit of ['pocketpaw-status.service', 'pocketpaw-status.socket', 'pocketpaw-status-http.socket']) assert.ok(files.includes(`systemd/${unit}`), unit);
@@ -75,12 +76,23 @@ test('installed into an empty folder, npx pocketpaw-status serve, emit, hook cla
   const hook = sh('npx', ['pocketpaw-status', 'hook', 'claude-code', '--socket', socket], app, payload);
   assert.equal(hook.status, 0, hook.stderr);
   assert.equal(hook.stdout, '', 'a hook prints nothing on stdout');
-  await waitForStatus(url, (s) => s.sessions.length === 2, 'both sessions');
+  // The library, as an agent running plain node imports it.
+  const agent = [
+    "import { StatusEmitter } from 'pocketpaw-status/emitter';",
+    "import { AgentStatusResponse } from 'pocketpaw-status';",
+    `const status = new StatusEmitter({ agent: 'pkg-agent', socket: ${JSON.stringify(socket)} });`,
+    "status.emit({ type: 'agent_start', session_key: 'websocket:lib', title: 'From the library' });",
+    "if (typeof AgentStatusResponse.parse !== 'function') process.exit(3);",
+    'await status.close();',
+  ].join('\n');
+  const lib = sh(process.execPath, ['--input-type=module', '-e', agent], app);
+  assert.equal(lib.status, 0, lib.stderr);
+  await waitForStatus(url, (s) => s.sessions.length === 3, 'the three sessions');
 
   const status = sh('npx', ['pocketpaw-status', 'status', '--json', '--url', url], app);
   assert.equal(status.status, 0, status.stderr);
   const body = JSON.parse(status.stdout) as { sessions: { session_key: string; title: string | null }[] };
-  assert.deepEqual(body.sessions.map((s) => [s.session_key, s.title]), [['cli:deploy', 'Deploy the site'], ['claude-code:pkg1', 'Fix the tests']]);
+  assert.deepEqual(body.sessions.map((s) => [s.session_key, s.title]), [['cli:deploy', 'Deploy the site'], ['claude-code:pkg1', 'Fix the tests'], ['websocket:lib', 'From the library']]);
 
   process.kill(-server.pid!, 'SIGTERM');
   await waitFor(() => server!.exitCode !== null || server!.signalCode !== null, { timeoutMs: 10_000, what: 'serve to stop' });
