@@ -76,6 +76,28 @@ test('docs have a tested snippet for each client: curl, Python urllib, browser E
   }
 });
 
+test('the Home Assistant REST sensor in docs/integrations.md reads the summary\'s real fields', async () => {
+  const text = readFileSync(join(ROOT, 'docs/integrations.md'), 'utf8');
+  const yaml = [...text.matchAll(/```yaml\n([\s\S]*?)```/g)].map((m) => m[1]!).find((block) => /^rest:/m.test(block));
+  assert.ok(yaml, 'a rest: block in docs/integrations.md');
+  const resource = /resource: (\S+)/.exec(yaml)![1]!;
+  assert.ok(resource.startsWith(DOCUMENTED_URL), resource);
+  const fields = [...yaml.matchAll(/value_json\.(\w+)/g)].map((m) => m[1]!);
+  const attributes = /json_attributes: \[([^\]]*)\]/.exec(yaml)![1]!.split(',').map((a) => a.trim());
+  assert.ok(fields.length > 0 && attributes.length > 0);
+  const d = await startDaemon();
+  try {
+    const res = await fetch(resource.replace(DOCUMENTED_URL, d.url));
+    assert.equal(res.status, 200, resource);
+    const body = (await res.json()) as Record<string, unknown>;
+    for (const field of [...fields, ...attributes]) assert.ok(field in body, `value_json.${field} exists in the summary`);
+    // Home Assistant keeps a state of at most 255 characters; the sensors' states are single fields, far below it.
+    assert.ok(JSON.stringify(body).length < 255);
+  } finally {
+    await d.stop();
+  }
+});
+
 describe('docs snippets against a real daemon', () => {
   let d: TestDaemon;
   let browser: Browser | null = null;
