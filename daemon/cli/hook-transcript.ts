@@ -25,53 +25,15 @@ interface Options {
   readonly budgetMs?: number;
 }
 
+const FIRST_CHUNK_BYTES = 64 * 1024;
+const ASSISTANT = Buffer.from('"type":"assistant"');
+const USER = Buffer.from('"type":"user"');
+const TOOL_RESULT = Buffer.from('"type":"tool_result"');
+
 /** The turn's run-cumulative counts, or null when they cannot be known cheaply and for sure. */
 export function turnTokens(path: unknown, options: Options = {}): TurnTokens | null {
   const deadline = performance.now() + (options.budgetMs ?? TRANSCRIPT_BUDGET_MS);
   if (typeof path !== 'string' || path === '') return null;
-  const tail = readTail(path, options.windowBytes ?? TRANSCRIPT_WINDOW_BYTES);
-  if (tail === null) return null;
-  const { text, whole } = tail;
-  // Per message id: its usage (the latest entry written, which is read first, has the final output count).
-  const messages = new Map<string, TurnTokens>();
-  let input = 0;
-  let output = 0;
-  let turnStart = false;
-  let end = text.length;
-  let lines = 0;
-  while (end > 0) {
-    if ((++lines & 63) === 0 && performance.now() > deadline) return null;
-    const newline = text.lastIndexOf('\n', end - 1);
-    const line = text.slice(newline + 1, end);
-    end = newline < 0 ? 0 : newline;
-    // Cheap filters first: only assistant entries and prompts are parsed (tool results are most of the bytes).
-    if (line.includes('"type":"assistant"')) {
-      const usage = assistantUsage(line);
-      if (usage === null) continue;
-      if (usage.id === null) {
-        input += usage.input;
-        output += usage.output;
-      } else {
-        const seen = messages.get(usage.id);
-        messages.set(usage.id, seen ? { input: Math.max(seen.input, usage.input), output: Math.max(seen.output, usage.output) } : usage);
-      }
-    } else if (line.includes('"type":"user"') && !line.includes('"type":"tool_result"') && isPrompt(line)) {
-      turnStart = true;
-      break;
-    }
-  }
-  if (performance.now() > deadline) return null;
-  // The window began inside the turn: what it holds is only part of the count.
-  if (!turnStart && !whole) return null;
-  for (const m of messages.values()) {
-    input += m.input;
-    output += m.output;
-  }
-  return messages.size === 0 && input === 0 && output === 0 ? null : { input, output };
-}
-
-/** The last `windowBytes` of the file as text, starting at a line boundary; `whole` when that is all of the file. */
-function readTail(path: string, windowBytes: number): { text: string; whole: boolean } | null {
   let fd: number;
   try {
     fd = openSync(path, 'r');
@@ -79,30 +41,89 @@ function readTail(path: string, windowBytes: number): { text: string; whole: boo
     return null;
   }
   try {
-    const stat = fstatSync(fd);
-    if (!stat.isFile() || stat.size === 0) return null;
-    const length = Math.min(stat.size, windowBytes);
-    const start = stat.size - length;
-    const buffer = Buffer.allocUnsafe(length);
-    let read = 0;
-    while (read < length) {
-      const n = readSync(fd, buffer, read, length - read, start + read);
-      if (n === 0) break;
-      read += n;
-    }
-    let from = 0;
-    if (start > 0) {
-      // The first line is cut (and maybe a character in it): skip to the next whole line.
-      const newline = buffer.indexOf(10);
-      if (newline < 0 || newline >= read) return null;
-      from = newline + 1;
-    }
-    return { text: buffer.toString('utf8', from, read), whole: start === 0 };
+    return scan(fd, options.windowBytes ?? TRANSCRIPT_WINDOW_BYTES, deadline);
   } catch {
     return null;
   } finally {
     closeSync(fd);
   }
+}
+
+/**
+ * Reads backwards in growing chunks (most turns end within the first 64 KiB), line by line, until the turn's prompt,
+ * the start of the window, or the deadline. Lines are filtered as bytes; only assistant entries and prompts are
+ * decoded and parsed (tool results are most of the bytes).
+ */
+function scan(fd: number, windowBytes: number, deadline: number): TurnTokens | null {
+  const stat = fstatSync(fd);
+  if (!stat.isFile() || stat.size === 0) return null;
+  const limit = Math.max(0, stat.size - windowBytes);
+  // Per message id: its usage (the latest entry written, which is read first, has the final output count).
+  const messages = new Map<string, TurnTokens>();
+  let input = 0;
+  let output = 0;
+  /** Whether the line was this turn's prompt (the scan stops there). */
+  const take = (line: Buffer): boolean => {
+    if (line.includes(ASSISTANT)) {
+      const usage = assistantUsage(line.toString('utf8'));
+      if (usage === null) return false;
+      if (usage.id === null) {
+        input += usage.input;
+        output += usage.output;
+      } else {
+        const seen = messages.get(usage.id);
+        messages.set(usage.id, seen ? { input: Math.max(seen.input, usage.input), output: Math.max(seen.output, usage.output) } : usage);
+      }
+      return false;
+    }
+    return line.includes(USER) && !line.includes(TOOL_RESULT) && isPrompt(line.toString('utf8'));
+  };
+
+  let pos = stat.size;
+  let chunk = FIRST_CHUNK_BYTES;
+  // The bytes before the first newline of the chunk read last: a line whose start is further back.
+  let carry: Buffer | null = null;
+  let turnStart = false;
+  let lines = 0;
+  for (;;) {
+    const start = Math.max(limit, pos - chunk);
+    const buffer = Buffer.allocUnsafe(pos - start);
+    let read = 0;
+    while (read < buffer.length) {
+      const n = readSync(fd, buffer, read, buffer.length - read, start + read);
+      if (n === 0) return null; // the file shrank under us
+      read += n;
+    }
+    const data: Buffer = carry === null ? buffer : Buffer.concat([buffer, carry]);
+    pos = start;
+    chunk *= 2;
+    let end = data.length;
+    while (end > 0) {
+      const newline = data.lastIndexOf(10, end - 1);
+      if (newline < 0) break;
+      if ((++lines & 63) === 0 && performance.now() > deadline) return null;
+      if (take(data.subarray(newline + 1, end))) {
+        turnStart = true;
+        break;
+      }
+      end = newline;
+    }
+    if (turnStart) break;
+    if (start === 0) {
+      // The file's first line is whole.
+      if (end > 0) turnStart = take(data.subarray(0, end));
+      break;
+    }
+    // The window began inside the turn: what it holds is only part of the count.
+    if (start === limit) return null;
+    carry = data.subarray(0, end);
+  }
+  if (performance.now() > deadline) return null;
+  for (const m of messages.values()) {
+    input += m.input;
+    output += m.output;
+  }
+  return messages.size === 0 && input === 0 && output === 0 ? null : { input, output };
 }
 
 function assistantUsage(line: string): { id: string | null; input: number; output: number } | null {
