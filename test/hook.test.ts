@@ -17,20 +17,10 @@ const fixture = (name: string): string => readFileSync(join(FIXTURES, `${name}.j
 const payload = (name: string): Record<string, unknown> => JSON.parse(fixture(name)) as Record<string, unknown>;
 const SESSION_ID = payload('user-prompt-submit').session_id as string;
 const KEY = `claude-code:${SESSION_ID}`;
-const ALL = [
-  'user-prompt-submit',
-  'pre-tool-use',
-  'post-tool-use',
-  'post-tool-use-failure',
-  'notification',
-  'permission-request',
-  'stop',
-  'stop-failure',
-  'session-end',
-  'session-start',
-  'pre-compact',
-  'subagent-stop',
-];
+/** Every recorded payload kind. */
+const ALL = readdirSync(FIXTURES)
+  .filter((f) => f.endsWith('.json'))
+  .map((f) => f.slice(0, -'.json'.length));
 
 /** Runs the hook exactly as Claude Code does: the payload on stdin, nothing else. */
 async function hook(input: string, options: { socket?: string; env?: Record<string, string>; args?: string[] } = {}) {
