@@ -5,10 +5,10 @@
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import { once } from 'node:events';
-import { readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
-import { mapClaudeCodeHook, wantsTokens } from '../daemon/cli/hook-claude-code.ts';
+import { claudeCodePid, mapClaudeCodeHook, wantsTokens } from '../daemon/cli/hook-claude-code.ts';
 import { StatusEvent } from '../protocol/events.ts';
 import { CLI, cleanEnv, ROOT, runCli, session, startDaemon, tempDir, waitForStatus, type TestDaemon } from './helpers/daemon.ts';
 
@@ -131,6 +131,22 @@ describe('hook claude-code: the mapping of each recorded payload', () => {
         const parsed = StatusEvent.safeParse(event);
         assert.ok(parsed.success, `${name}: ${JSON.stringify(event)}`);
       }
+    }
+  });
+});
+
+describe('hook claude-code: the Claude Code pid', () => {
+  test('is the nearest ancestor that is not a shell; without /proc for a pid, none', async (t) => {
+    if (!existsSync('/proc/self/stat')) return t.skip('no /proc on this system: the hook sends no pid here');
+    // A shell whose parent is this (Node) process: walking up from the shell skips it and lands here.
+    const sh = spawn('sh', ['-c', 'sleep 30; true'], { stdio: 'ignore' });
+    try {
+      await once(sh, 'spawn');
+      assert.equal(claudeCodePid(sh.pid!), process.pid);
+      assert.equal(claudeCodePid(process.pid), process.pid, 'a non-shell is itself');
+      assert.equal(claudeCodePid(2 ** 30), null, 'a pid that does not exist');
+    } finally {
+      sh.kill('SIGKILL');
     }
   });
 });
