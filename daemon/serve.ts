@@ -12,6 +12,7 @@ import { createApp } from './http/app.ts';
 import { answerClientError } from './http/malformed.ts';
 import { withSecurityHeaders } from './http/security-headers.ts';
 import { Readiness } from './http/health.ts';
+import { PidWatch } from './ingest/pid-watch.ts';
 import { IngestServer } from './ingest/socket.ts';
 import { IngestStats } from './ingest/stats.ts';
 import type { Logger } from './log.ts';
@@ -51,6 +52,7 @@ export async function startDaemon(config: ServeConfig, log: Logger): Promise<Dae
   );
   const stats = new IngestStats();
   const ingest = new IngestServer(config, store, stats, log);
+  const pidWatch = new PidWatch(store);
   // Sockets passed by systemd (socket activation) replace --socket and --host/--port; without them, bind as usual.
   const systemd = pickSockets(takeListenFds(process.env, process.pid));
   if (systemd.http === null) checkExposure(config.host, apiKey, config.allowOpen);
@@ -101,6 +103,7 @@ export async function startDaemon(config: ServeConfig, log: Logger): Promise<Dae
   } catch (error) {
     if (http.listening) http.close();
     hub.close();
+    pidWatch.close();
     store.close();
     await ingest.close();
     throw error;
@@ -124,6 +127,7 @@ log.info({ keySource: apiKey.required ? apiKey.source.kind : 'none' }, apiKey.re
       const httpClosed = new Promise<void>((resolve) => http.close(() => resolve()));
       http.closeAllConnections();
       await Promise.all([ingest.close(), httpClosed]);
+      pidWatch.close();
       store.close();
     })());
 

@@ -51,6 +51,8 @@ interface LiveSession {
   tool: string | null;
   message: string | null;
   tokens: { input: number; output: number } | null;
+  /** Calls opened with a `call_id` and not closed yet, oldest first (as the daemon keeps them). */
+  calls: { id: string; name: string | null; asks: boolean }[];
 }
 
 const MIN_BACKOFF_MS = 50;
@@ -63,7 +65,10 @@ const UNKNOWN_ERROR = 'Unknown error';
 const PROTOCOL_FIELDS = [
   'type', 'v', 'session_key', 'title', 'name', 'tool', 'status', 'result', 'message',
   'input', 'output', 'input_tokens', 'output_tokens', 'agent', 'version', 'max_concurrent',
+  'call_id', 'create_session', 'pid',
 ] as const;
+/** As the daemon's MAX_OPEN_CALLS: calls never closed cannot grow the mirror without bound. */
+const MAX_OPEN_CALLS = 64;
 const CUT_TEXT = 1000;
 
 export class StatusEmitter {
@@ -295,7 +300,12 @@ function rebuild(key: string, s: LiveSession): Record<string, unknown>[] {
   const start: Record<string, unknown> = { type: 'agent_start', session_key: key };
   if (s.title !== null) start.title = s.title;
   const events = [start];
-  switch (s.state) {
+  // Open calls first, oldest first, with their ids: their later closes then count on the new daemon too.
+  for (const c of s.calls) {
+    if (c.asks) events.push({ type: 'ask_user_question', session_key: key, call_id: c.id });
+    else events.push(c.name === null ? { type: 'tool_start', session_key: key, call_id: c.id } : { type: 'tool_start', session_key: key, name: c.name, call_id: c.id });
+  }
+  if (!rebuiltByCalls(s)) switch (s.state) {
     case 'tool_running':
       events.push(s.tool === null ? { type: 'tool_start', session_key: key } : { type: 'tool_start', session_key: key, name: s.tool });
       break;
@@ -315,21 +325,42 @@ function rebuild(key: string, s: LiveSession): Record<string, unknown>[] {
   return events;
 }
 
+/** Whether the open calls replayed above already bring the daemon to the session's state. */
+function rebuiltByCalls(s: LiveSession): boolean {
+  const last = s.calls[s.calls.length - 1];
+  if (last === undefined) return false;
+  if (s.state === 'waiting_for_user') return s.calls.some((c) => c.asks);
+  return s.state === 'tool_running' && !last.asks && last.name === s.tool;
+}
+
 /** A small mirror of the daemon's fold (daemon/state/fold.ts), limited to what `rebuild` needs. */
 function track(sessions: Map<string, LiveSession>, e: Readonly<Record<string, unknown>>): void {
   const key = e.session_key;
   if (typeof key !== 'string' || key === '') return;
   if (e.type === 'agent_start') {
-    sessions.set(key, { title: text(e.title) ?? sessions.get(key)?.title ?? null, state: 'thinking', tool: null, message: null, tokens: null });
+    sessions.set(key, { title: text(e.title) ?? sessions.get(key)?.title ?? null, state: 'thinking', tool: null, message: null, tokens: null, calls: [] });
     return;
   }
-  const s = sessions.get(key);
+  let s = sessions.get(key);
+  if (!s && e.create_session === true && e.type !== 'agent_end') {
+    // As the daemon does: the event starts its session when it is not live.
+    s = { title: null, state: 'thinking', tool: null, message: null, tokens: null, calls: [] };
+    sessions.set(key, s);
+  }
   if (!s) return;
   const enter = (state: LiveState, tool: string | null = null) => {
     s.state = state;
     s.tool = tool;
     s.message = null;
+    // Only tool_running and waiting_for_user hold open calls (the daemon's rule).
+    if (state !== 'tool_running' && state !== 'waiting_for_user') s.calls = [];
   };
+  const open = (id: string, name: string | null, asks: boolean) => {
+    s.calls = s.calls.filter((c) => c.id !== id);
+    s.calls.push({ id, name, asks });
+    if (s.calls.length > MAX_OPEN_CALLS) s.calls.splice(0, s.calls.length - MAX_OPEN_CALLS);
+  };
+  const callId = text(e.call_id);
   switch (e.type) {
     case 'agent_end':
       sessions.delete(key);
@@ -339,10 +370,20 @@ function track(sessions: Map<string, LiveSession>, e: Readonly<Record<string, un
       enter('thinking');
       break;
     case 'tool_start':
-      enter('tool_running', text(e.name) ?? text(e.tool));
+      if (callId !== null) open(callId, text(e.name) ?? text(e.tool), false);
+      if (callId !== null && s.calls.some((c) => c.asks)) enter('waiting_for_user');
+      else enter('tool_running', text(e.name) ?? text(e.tool));
       break;
     case 'tool_result':
-      if (e.status === 'error' && e.name === 'agent') {
+      if (callId !== null && !(e.status === 'error' && e.name === 'agent')) {
+        const index = s.calls.findIndex((c) => c.id === callId);
+        if (index < 0) break;
+        const plainWait = s.state === 'waiting_for_user' && !s.calls.some((c) => c.asks);
+        s.calls.splice(index, 1);
+        if (s.calls.length === 0) enter('thinking');
+        else if (plainWait || s.calls.some((c) => c.asks)) enter('waiting_for_user');
+        else enter('tool_running', s.calls[s.calls.length - 1]!.name);
+      } else if (e.status === 'error' && e.name === 'agent') {
         enter('error');
         s.message = typeof e.result === 'string' && e.result !== '' ? e.result : e.result == null || e.result === '' ? UNKNOWN_ERROR : JSON.stringify(e.result);
       } else if (s.state === 'tool_running') {
@@ -353,6 +394,7 @@ function track(sessions: Map<string, LiveSession>, e: Readonly<Record<string, un
       enter('streaming');
       break;
     case 'ask_user_question':
+      if (callId !== null) open(callId, null, true);
       enter('waiting_for_user');
       break;
     case 'error':

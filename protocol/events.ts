@@ -35,7 +35,15 @@ const tokenCount = z.nullish(z.int().check(z.nonnegative()));
 const envelope = {
   v: z.optional(z.literal(PROTOCOL_VERSION)),
   session_key: z.nullish(z.string()),
+  // One-shot producers (a hook run per event) cannot hold a connection, nor know whether the daemon still has their
+  // session: `create_session: true` starts it (as a title-less agent_start) when it is not live, and `pid` names a
+  // process on this host whose death marks the session `agent disconnected`, as a long-lived agent's closed
+  // connection does. Without them, events for unknown sessions are ignored and nothing is watched, as before.
+  create_session: z.nullish(z.boolean()),
+  pid: z.nullish(z.int().check(z.positive())),
 };
+// Agents that run tools in parallel name each call: the session stays `tool_running` until the last one closes.
+const callId = z.nullish(z.string());
 
 export const HelloEvent = z.object({
   type: z.literal('hello'),
@@ -47,17 +55,24 @@ export const HelloEvent = z.object({
 
 export const AgentStartEvent = z.object({ type: z.literal('agent_start'), ...envelope, title: optionalText });
 export const ThinkingEvent = z.object({ type: z.literal('thinking'), ...envelope });
-export const ToolStartEvent = z.object({ type: z.literal('tool_start'), ...envelope, name: optionalText, tool: optionalText });
+export const ToolStartEvent = z.object({
+  type: z.literal('tool_start'),
+  ...envelope,
+  name: optionalText,
+  tool: optionalText,
+  call_id: callId,
+});
 export const ToolResultEvent = z.object({
   type: z.literal('tool_result'),
   ...envelope,
   status: optionalText,
   name: optionalText,
   result: z.optional(z.unknown()),
+  call_id: callId,
 });
 export const StreamStartEvent = z.object({ type: z.literal('stream_start'), ...envelope });
 export const StreamEndEvent = z.object({ type: z.literal('stream_end'), ...envelope });
-export const AskUserQuestionEvent = z.object({ type: z.literal('ask_user_question'), ...envelope });
+export const AskUserQuestionEvent = z.object({ type: z.literal('ask_user_question'), ...envelope, call_id: callId });
 export const TokenUsageEvent = z.object({
   type: z.literal('token_usage'),
   ...envelope,

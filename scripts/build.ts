@@ -28,6 +28,8 @@ export interface BuildResult {
   /** The bundle: `node <file> serve` runs the daemon. */
   readonly file: string;
   readonly bytes: number;
+  /** The Claude Code hook's own small bundle: `node <hookFile> hook claude-code` (runs twice per tool call). */
+  readonly hookFile: string;
 }
 
 /** Replaces zod's index of every locale with one that has English only. */
@@ -64,9 +66,32 @@ export async function buildDist(outdir: string = join(ROOT, 'dist')): Promise<Bu
     logLevel: 'warning',
   });
   if (result.errors.length > 0) throw new Error(`esbuild failed: ${result.errors.map((e) => e.text).join('; ')}`);
+  const hookFile = await buildHook(outdir);
   // The bundle is ESM wherever it is copied to, whatever package.json is (or is not) above it.
   writeFileSync(join(outdir, 'package.json'), `${JSON.stringify({ type: 'module', private: true }, null, 2)}\n`);
-  return { file, bytes: statSync(file).size };
+  return { file, bytes: statSync(file).size, hookFile };
+}
+
+/**
+ * The hook starts at every tool call: a bundle of its own modules alone (Node built-ins, no dependency) parses in a
+ * fraction of the time cli.js takes. `node <outdir>/hook.js hook claude-code` is what --install writes.
+ */
+export async function buildHook(outdir: string = join(ROOT, 'dist')): Promise<string> {
+  mkdirSync(outdir, { recursive: true });
+  const hookFile = join(outdir, 'hook.js');
+  const hook = await build({
+    entryPoints: [join(ROOT, 'daemon/cli/hook-main.ts')],
+    outfile: hookFile,
+    bundle: true,
+    platform: 'node',
+    format: 'esm',
+    target: 'node20',
+    legalComments: 'eof',
+    logLevel: 'warning',
+  });
+  if (hook.errors.length > 0) throw new Error(`esbuild failed: ${hook.errors.map((e) => e.text).join('; ')}`);
+  writeFileSync(join(outdir, 'package.json'), `${JSON.stringify({ type: 'module', private: true }, null, 2)}\n`);
+  return hookFile;
 }
 
 /**

@@ -243,6 +243,31 @@ describe('Python StatusEmitter', { skip: skipWithout('python3', 'python3') }, ()
     assert.deepEqual(view(after2), view(after1).map((x) => (x.key === 'discord:ask' ? { ...x, state: 'tool_running', tool: 'grep' } : x)));
   });
 
+  test('passes call ids through and replays open calls with them after a restart', async () => {
+    const first = await daemon();
+    const socket = first.socket;
+    const agent = PythonAgent.start({ socket_path: socket });
+    await waitFor(async () => (await agent.emit()).connected, { what: 'the first connection' });
+    const k = 'websocket:par';
+    await agent.emit(
+      { type: 'agent_start', session_key: k },
+      { type: 'tool_start', session_key: k, name: 'read', call_id: 'a', params: { content: 'x'.repeat(200_000) } },
+      { type: 'tool_start', session_key: k, name: 'grep', call_id: 'b' },
+      { type: 'tool_start', session_key: 'websocket:q', name: 'mcp', call_id: 'm', create_session: true },
+      { type: 'ask_user_question', session_key: 'websocket:q', call_id: 'elicitation' },
+    );
+    await waitForStatus(first.url, (s) => session(s, k)?.tool_name === 'grep' && session(s, 'websocket:q')?.state === 'waiting_for_user', 'two open calls');
+    await first.stop('SIGKILL');
+    await waitFor(async () => !(await agent.emit()).connected, { what: 'the emitter to notice' });
+    const second = await daemon({ socket });
+    await waitForStatus(second.url, (s) => session(s, k)?.tool_name === 'grep' && session(s, 'websocket:q')?.state === 'waiting_for_user', 'rebuilt');
+    await agent.emit({ type: 'tool_result', session_key: k, call_id: 'b' });
+    await waitForStatus(second.url, (s) => session(s, k)?.state === 'tool_running' && session(s, k)?.tool_name === 'read', 'back to read');
+    await agent.emit({ type: 'tool_result', session_key: k, call_id: 'a' }, { type: 'tool_result', session_key: 'websocket:q', call_id: 'elicitation' });
+    await waitForStatus(second.url, (s) => session(s, k)?.state === 'thinking' && session(s, 'websocket:q')?.tool_name === 'mcp', 'all closed');
+    assert.equal((await agent.emit()).rejected, 0);
+  });
+
   test('when a burst overflows the queue, the next write re-sends the live sessions: none stays lost', async () => {
     const d = await daemon();
     const agent = PythonAgent.start({ socket_path: d.socket, max_queue: 3 });

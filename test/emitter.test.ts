@@ -63,6 +63,34 @@ describe('StatusEmitter', () => {
     assert.equal(e.rejected, 0);
   });
 
+  test('passes call ids through (even when cutting an event down) and replays open calls with them after a restart', async () => {
+    const first = await daemon();
+    const socket = first.socket;
+    const e = emitter({ socket, agent: 'calls-test' });
+    const k = 'websocket:par';
+    e.emit({ type: 'agent_start', session_key: k });
+    e.emit({ type: 'tool_start', session_key: k, name: 'read', call_id: 'a', params: { content: 'x'.repeat(200_000) } });
+    e.emit({ type: 'tool_start', session_key: k, name: 'grep', call_id: 'b' });
+    e.emit({ type: 'tool_start', session_key: 'websocket:q', name: 'mcp', call_id: 'm', create_session: true });
+    e.emit({ type: 'ask_user_question', session_key: 'websocket:q', call_id: 'elicitation' });
+    await waitForStatus(first.url, (s) => session(s, k)?.tool_name === 'grep' && session(s, 'websocket:q')?.state === 'waiting_for_user', 'two open calls');
+    e.emit({ type: 'tool_result', session_key: k, call_id: 'b' });
+    await waitForStatus(first.url, (s) => session(s, k)?.tool_name === 'read', 'the oversized call kept its id');
+    e.emit({ type: 'tool_start', session_key: k, name: 'grep', call_id: 'b' });
+    await waitForStatus(first.url, (s) => session(s, k)?.tool_name === 'grep', 'b again');
+    await first.stop('SIGKILL');
+    await waitFor(() => !e.connected, { what: 'the emitter to notice' });
+    const second = await daemon({ socket });
+    await waitForStatus(second.url, (s) => session(s, k)?.tool_name === 'grep' && session(s, 'websocket:q')?.state === 'waiting_for_user', 'rebuilt');
+    // The new daemon knows both calls: closing one shows the other, closing both thinks.
+    e.emit({ type: 'tool_result', session_key: k, call_id: 'b' });
+    await waitForStatus(second.url, (s) => session(s, k)?.state === 'tool_running' && session(s, k)?.tool_name === 'read', 'back to read');
+    e.emit({ type: 'tool_result', session_key: k, call_id: 'a' });
+    e.emit({ type: 'tool_result', session_key: 'websocket:q', call_id: 'elicitation' });
+    await waitForStatus(second.url, (s) => session(s, k)?.state === 'thinking' && session(s, 'websocket:q')?.tool_name === 'mcp', 'all closed');
+    assert.equal(e.rejected, 0, e.lastError ?? '');
+  });
+
   test('counts the lines the daemon rejects and keeps its answer', async () => {
     const d = await daemon();
     const e = emitter({ socket: d.socket });

@@ -8,6 +8,7 @@ import {
   fold,
   foldAll,
   initialState,
+  MAX_OPEN_CALLS,
   nextDeadline,
   UNKNOWN_ERROR,
   type FoldInput,
@@ -626,5 +627,190 @@ describe('producers', () => {
     assert.equal(fold(state, { kind: 'expire' }, T0 + 50 + TTL), state);
     // The old connection's id no longer owns it.
     assert.equal(fold(state, { kind: 'producer_closed', producer: 1 }, T0 + 80), state);
+  });
+});
+
+describe('parallel calls (call_id on tool_start / tool_result / ask_user_question)', () => {
+  const K = 'cc:1';
+  const start = (call_id: string, name: string): StatusEventInput => ({ type: 'tool_start', session_key: K, name, call_id });
+  const done = (call_id: string): StatusEventInput => ({ type: 'tool_result', session_key: K, call_id });
+
+  test('a session stays tool_running while any call is open, shows the newest open call, and the last close thinks', () => {
+    let state = feed(fresh(), T0, { type: 'agent_start', session_key: K }, start('a', 'Read'), start('b', 'Grep'));
+    assert.equal(get(state, K).toolName, 'Grep');
+    state = feed(state, T0 + 10, done('b'));
+    assert.equal(get(state, K).state, 'tool_running');
+    assert.equal(get(state, K).toolName, 'Read', 'back to the newest call still open');
+    state = feed(state, T0 + 20, start('c', 'Bash'), done('a'));
+    assert.equal(get(state, K).toolName, 'Bash');
+    state = feed(state, T0 + 30, done('c'));
+    assert.equal(get(state, K).state, 'thinking');
+    assert.deepEqual(get(state, K).calls, []);
+  });
+
+  test('closing an older call keeps the clock of the tool still shown', () => {
+    let state = feed(fresh(), T0, { type: 'agent_start', session_key: K }, start('a', 'Read'));
+    state = feed(state, T0 + 5, start('b', 'Grep'));
+    state = feed(state, T0 + 9, done('a'));
+    assert.equal(get(state, K).toolName, 'Grep');
+    assert.equal(get(state, K).stateSince, T0 + 5);
+  });
+
+  test('a close for a call that is not open changes nothing (a subagent never ends the parent Agent call)', () => {
+    const state = feed(fresh(), T0, { type: 'agent_start', session_key: K }, start('parent', 'Agent'), start('sub1', 'Read'), done('sub1'));
+    assert.equal(get(state, K).toolName, 'Agent');
+    assert.equal(fold(state, ev(done('sub1')), T0 + 1), state);
+    assert.equal(fold(state, ev(done('never-opened')), T0 + 1), state);
+  });
+
+  test('without call ids, tool_result behaves as before: tool_running -> streaming', () => {
+    const state = feed(fresh(), T0, { type: 'agent_start', session_key: K }, { type: 'tool_start', session_key: K, name: 'x' }, { type: 'tool_result', session_key: K });
+    assert.equal(get(state, K).state, 'streaming');
+  });
+
+  test('a permission wait without a call of its own lasts while other calls close, and ends with the last close', () => {
+    let state = feed(fresh(), T0, { type: 'agent_start', session_key: K }, start('a', 'Read'), start('b', 'Bash'), { type: 'ask_user_question', session_key: K });
+    assert.equal(get(state, K).state, 'waiting_for_user');
+    state = feed(state, T0 + 1, done('a'));
+    assert.equal(get(state, K).state, 'waiting_for_user', 'the prompt is still up');
+    state = feed(state, T0 + 2, done('b'));
+    assert.equal(get(state, K).state, 'thinking');
+  });
+
+  test('a question opened with a call id ends with its own close, back to the call it interrupted', () => {
+    let state = feed(fresh(), T0, { type: 'agent_start', session_key: K }, start('mcp', 'mcp__db__query'), { type: 'ask_user_question', session_key: K, call_id: 'elicitation' });
+    assert.equal(get(state, K).state, 'waiting_for_user');
+    // A tool starting beside an open question does not hide the question.
+    state = feed(state, T0 + 1, start('other', 'Read'), done('other'));
+    assert.equal(get(state, K).state, 'waiting_for_user');
+    state = feed(state, T0 + 2, done('elicitation'));
+    assert.equal(get(state, K).state, 'tool_running');
+    assert.equal(get(state, K).toolName, 'mcp__db__query');
+    // A second close of the same question is a no-op.
+    assert.equal(fold(state, ev(done('elicitation')), T0 + 3), state);
+  });
+
+  test('thinking, streaming, errors and a new run close every open call', () => {
+    for (const e of [
+      { type: 'thinking', session_key: K },
+      { type: 'stream_start', session_key: K },
+      { type: 'error', session_key: K, message: 'x' },
+      { type: 'agent_start', session_key: K },
+    ] as StatusEventInput[]) {
+      const state = feed(fresh(), T0, { type: 'agent_start', session_key: K }, start('a', 'Read'), e);
+      assert.deepEqual(get(state, K).calls, [], e.type);
+      assert.equal(fold(state, ev(done('a')), T0 + 1), state, `${e.type}: the old call is no longer open`);
+    }
+  });
+
+  test('open calls are bounded: the oldest are dropped beyond MAX_OPEN_CALLS', () => {
+    let state = feed(fresh(), T0, { type: 'agent_start', session_key: K });
+    for (let i = 0; i < MAX_OPEN_CALLS + 10; i++) state = feed(state, T0, start(`c${i}`, 'Read'));
+    const calls = get(state, K).calls;
+    assert.equal(calls.length, MAX_OPEN_CALLS);
+    assert.equal(calls[0]!.id, 'c10');
+  });
+
+  test('a session with open calls is plain JSON', () => {
+    const state = feed(fresh(), T0, { type: 'agent_start', session_key: K, pid: 42 }, start('a', 'Read'), { type: 'ask_user_question', session_key: K, call_id: 'q' });
+    const s = get(state, K);
+    assert.deepEqual(JSON.parse(JSON.stringify(s)), s);
+  });
+});
+
+describe('create_session: events that start their session when it is not live', () => {
+  const K = 'cc:2';
+
+  test('an event with create_session for an unknown session starts it and applies itself', () => {
+    const result = foldAll(fresh(), [ev({ type: 'tool_start', session_key: K, name: 'Bash', call_id: 't1', create_session: true })], T0);
+    assert.deepEqual(result.unknownSession, []);
+    const s = get(result.state, K);
+    assert.equal(s.state, 'tool_running');
+    assert.equal(s.toolName, 'Bash');
+    assert.equal(s.run, 1);
+    assert.equal(s.title, null);
+    assert.equal(result.transitions.length, 1);
+    assert.equal(result.transitions[0]!.from, null);
+    assert.equal(result.transitions[0]!.to, 'tool_running');
+  });
+
+  test('without it, events for unknown sessions are still ignored and counted', () => {
+    const state = fresh();
+    const result = foldAll(state, [ev({ type: 'tool_start', session_key: K, name: 'Bash' }), ev({ type: 'ask_user_question', session_key: K, create_session: false })], T0);
+    assert.equal(result.state, state);
+    assert.deepEqual(result.unknownSession, [0, 1]);
+  });
+
+  test('on a live session it changes nothing beyond the event itself (no restart, title and tokens kept)', () => {
+    const state = feed(fresh(), T0, { type: 'agent_start', session_key: K, title: 'Fix it' }, { type: 'token_usage', session_key: K, input: 5, output: 1 });
+    const next = feed(state, T0 + 1, { type: 'tool_start', session_key: K, name: 'Read', create_session: true });
+    const s = get(next, K);
+    assert.equal(s.run, 1);
+    assert.equal(s.title, 'Fix it');
+    assert.deepEqual(s.tokens, { input: 5, output: 1 });
+    assert.equal(s.state, 'tool_running');
+  });
+
+  test('agent_end with create_session does not create anything', () => {
+    const state = fresh();
+    assert.equal(fold(state, ev({ type: 'agent_end', session_key: K, create_session: true }), T0), state);
+  });
+
+  test('an error with create_session shows the error', () => {
+    const s = get(feed(fresh(), T0, { type: 'error', session_key: K, message: 'Rate limited', create_session: true }), K);
+    assert.equal(s.state, 'error');
+    assert.equal(s.errorMessage, 'Rate limited');
+    assert.equal(s.errorDeadline, T0 + TTL);
+  });
+});
+
+describe('pid: a watched process whose death disconnects its sessions', () => {
+  test('pid_gone marks every live session of that pid "agent disconnected" and stops watching it', () => {
+    let state = feed(
+      fresh(),
+      T0,
+      { type: 'agent_start', session_key: 'cc:a', pid: 100 },
+      { type: 'tool_start', session_key: 'cc:a', name: 'Bash', call_id: 'x' },
+      { type: 'agent_start', session_key: 'cc:b', pid: 100 },
+      { type: 'agent_start', session_key: 'cc:c', pid: 200 },
+      { type: 'agent_start', session_key: 'cc:d' },
+    );
+    const result = foldAll(state, [{ kind: 'pid_gone', pid: 100 }], T0 + 50);
+    state = result.state;
+    for (const key of ['cc:a', 'cc:b']) {
+      const s = get(state, key);
+      assert.equal(s.state, 'error', key);
+      assert.equal(s.errorMessage, AGENT_DISCONNECTED, key);
+      assert.equal(s.errorDeadline, T0 + 50 + TTL, key);
+      assert.equal(s.pid, null, key);
+      assert.deepEqual(s.calls, [], key);
+    }
+    assert.equal(get(state, 'cc:c').state, 'thinking');
+    assert.equal(get(state, 'cc:d').state, 'thinking');
+    assert.equal(result.earliestNewDeadline, T0 + 50 + TTL);
+    assert.equal(fold(state, { kind: 'pid_gone', pid: 100 }, T0 + 60), state, 'a second report changes nothing');
+  });
+
+  test('a pid that nobody watches changes nothing; sessions without a pid are never touched', () => {
+    const state = feed(fresh(), T0, { type: 'agent_start', session_key: 'cc:a' });
+    assert.equal(fold(state, { kind: 'pid_gone', pid: 7 }, T0), state);
+  });
+
+  test('any event carrying a pid makes it the watched one; a restart without one keeps it', () => {
+    let state = feed(fresh(), T0, { type: 'agent_start', session_key: 'cc:a', pid: 1 });
+    state = feed(state, T0, { type: 'thinking', session_key: 'cc:a', pid: 2 });
+    assert.equal(get(state, 'cc:a').pid, 2);
+    const same = feed(state, T0, { type: 'title', session_key: 'cc:a', title: null, pid: 2 });
+    assert.equal(same, state, 'the same pid again changes nothing');
+    state = feed(state, T0, { type: 'agent_start', session_key: 'cc:a' });
+    assert.equal(get(state, 'cc:a').pid, 2);
+    state = feed(state, T0, { type: 'tool_start', session_key: 'cc:new', name: 'x', create_session: true, pid: 3 });
+    assert.equal(get(state, 'cc:new').pid, 3);
+  });
+
+  test('a pid must be a positive integer on the wire', () => {
+    for (const pid of [0, -1, 1.5, '12']) {
+      assert.equal(StatusEvent.safeParse({ type: 'thinking', session_key: 'a:b', pid }).success, false, String(pid));
+    }
   });
 });

@@ -14,6 +14,8 @@
  *            'SSE p99 latency, 1000 clients'                                  <= 1.25
  *   issue 5  hook spawn-to-exit within 2x of `node -e 0`
  *            'hook claude-code, spawn to exit (daemon listening | no daemon)' <= 2
+ *   issue 12 hook spawn-to-exit with a 50 MB transcript within 1.3x of `node -e 0`
+ *            'hook claude-code, spawn to exit (PostToolUse, 50 MB transcript)' <= 1.3
  *   issue 6  time to ready and memory, tsx against compiled: measured, no numeric goal
  *            'start-up to first answer, ...' and 'resident memory at ready, ...'
  *   issue 7  REST at least 0.9 of a bare node:http server returning the same bytes

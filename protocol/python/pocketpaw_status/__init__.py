@@ -45,7 +45,10 @@ _UNKNOWN_ERROR = "Unknown error"
 _PROTOCOL_FIELDS = (
     "type", "v", "session_key", "title", "name", "tool", "status", "result", "message",
     "input", "output", "input_tokens", "output_tokens", "agent", "version", "max_concurrent",
+    "call_id", "create_session", "pid",
 )
+# As the daemon's MAX_OPEN_CALLS: calls never closed cannot grow the mirror without bound.
+_MAX_OPEN_CALLS = 64
 _CUT_TEXT = 1000
 
 
@@ -377,21 +380,52 @@ def _track(sessions: Dict[str, Dict[str, Any]], e: Mapping[str, Any]) -> None:
     if kind == "agent_start":
         old = sessions.get(key)
         title = _text(e.get("title")) or (old["title"] if old else None)
-        sessions[key] = {"title": title, "state": "thinking", "tool": None, "message": None, "tokens": None}
+        sessions[key] = {"title": title, "state": "thinking", "tool": None, "message": None, "tokens": None, "calls": []}
         return
     s = sessions.get(key)
+    if s is None and e.get("create_session") is True and kind != "agent_end":
+        # As the daemon does: the event starts its session when it is not live.
+        s = {"title": None, "state": "thinking", "tool": None, "message": None, "tokens": None, "calls": []}
+        sessions[key] = s
     if s is None:
         return
 
     def enter(state: str, tool: Optional[str] = None) -> None:
         s["state"], s["tool"], s["message"] = state, tool, None
+        # Only tool_running and waiting_for_user hold open calls (the daemon's rule).
+        if state not in ("tool_running", "waiting_for_user"):
+            s["calls"] = []
 
+    def open_call(call: str, name: Optional[str], asks: bool) -> None:
+        calls = [c for c in s["calls"] if c["id"] != call]
+        calls.append({"id": call, "name": name, "asks": asks})
+        s["calls"] = calls[-_MAX_OPEN_CALLS:]
+
+    call_id = _text(e.get("call_id"))
+    failed_run = kind == "tool_result" and e.get("status") == "error" and e.get("name") == "agent"
     if kind == "agent_end":
         del sessions[key]
     elif kind in ("thinking", "stream_end"):
         enter("thinking")
     elif kind == "tool_start":
-        enter("tool_running", _text(e.get("name")) or _text(e.get("tool")))
+        name = _text(e.get("name")) or _text(e.get("tool"))
+        if call_id is not None:
+            open_call(call_id, name, False)
+        if call_id is not None and any(c["asks"] for c in s["calls"]):
+            enter("waiting_for_user")
+        else:
+            enter("tool_running", name)
+    elif kind == "tool_result" and call_id is not None and not failed_run:
+        index = next((i for i, c in enumerate(s["calls"]) if c["id"] == call_id), None)
+        if index is not None:
+            plain_wait = s["state"] == "waiting_for_user" and not any(c["asks"] for c in s["calls"])
+            del s["calls"][index]
+            if not s["calls"]:
+                enter("thinking")
+            elif plain_wait or any(c["asks"] for c in s["calls"]):
+                enter("waiting_for_user")
+            else:
+                enter("tool_running", s["calls"][-1]["name"])
     elif kind == "tool_result":
         if e.get("status") == "error" and e.get("name") == "agent":
             result = e.get("result")
@@ -407,6 +441,8 @@ def _track(sessions: Dict[str, Dict[str, Any]], e: Mapping[str, Any]) -> None:
     elif kind == "stream_start":
         enter("streaming")
     elif kind == "ask_user_question":
+        if call_id is not None:
+            open_call(call_id, None, True)
         enter("waiting_for_user")
     elif kind == "error":
         enter("error")
@@ -428,8 +464,19 @@ def _rebuild(key: str, s: Mapping[str, Any]) -> List[Dict[str, Any]]:
     if s["title"] is not None:
         start["title"] = s["title"]
     events = [start]
+    # Open calls first, oldest first, with their ids: their later closes then count on the new daemon too.
+    for c in s["calls"]:
+        if c["asks"]:
+            events.append({"type": "ask_user_question", "session_key": key, "call_id": c["id"]})
+        else:
+            call: Dict[str, Any] = {"type": "tool_start", "session_key": key, "call_id": c["id"]}
+            if c["name"] is not None:
+                call["name"] = c["name"]
+            events.append(call)
     state = s["state"]
-    if state == "tool_running":
+    if _rebuilt_by_calls(s):
+        pass
+    elif state == "tool_running":
         event: Dict[str, Any] = {"type": "tool_start", "session_key": key}
         if s["tool"] is not None:
             event["name"] = s["tool"]
@@ -443,6 +490,16 @@ def _rebuild(key: str, s: Mapping[str, Any]) -> List[Dict[str, Any]]:
     if s["tokens"] is not None:
         events.append({"type": "token_usage", "session_key": key, **s["tokens"]})
     return events
+
+
+def _rebuilt_by_calls(s: Mapping[str, Any]) -> bool:
+    """Whether the open calls replayed first already bring the daemon to the session's state."""
+    calls = s["calls"]
+    if not calls:
+        return False
+    if s["state"] == "waiting_for_user":
+        return any(c["asks"] for c in calls)
+    return s["state"] == "tool_running" and not calls[-1]["asks"] and calls[-1]["name"] == s["tool"]
 
 
 def _default_agent_name() -> str:

@@ -1,0 +1,9 @@
+/**
+ * The entry of the hook's own bundle (dist/hook.js): `node dist/hook.js hook claude-code ...` does what
+ * `pocketpaw-status hook claude-code ...` does, without parsing the daemon's bundle (the HTTP server, zod, pino) at
+ * every tool call. `--install` writes this file's path into Claude Code's settings when it exists.
+ */
+import { hookCommand } from './hook-claude-code.ts';
+
+const argv = process.argv.slice(2);
+await hookCommand(argv[0] === 'hook' ? argv.slice(1) : argv);
