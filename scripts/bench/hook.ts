@@ -6,9 +6,10 @@
  * Run alone, the bundle is built fresh into a temporary directory with the real build (scripts/build.ts), so the
  * figure is for the current sources and dist/ is left alone; `npm run bench` passes the bundle it built. The hook
  * gets a recorded PreToolUse payload on stdin and a listening socket (a plain server that only reads, so that the
- * daemon's own cost is not in the figure); a second figure has no daemon at all. Runs alternate between the variants so that machine load hits them alike; medians are reported.
+ * daemon's own cost is not in the figure); a second figure has no daemon at all. One measurement is the median of
+ * `runs` spawns; the pair (hook, `node -e 0`) is measured `repetitions` times, alternating (see repeat.ts).
  *
- * Usage: node --import tsx scripts/bench/hook.ts [--runs N] [--json]
+ * Usage: node --import tsx scripts/bench/hook.ts [--runs N] [--repetitions 3] [--json]
  */
 import { spawn } from 'node:child_process';
 import { once } from 'node:events';
@@ -21,10 +22,10 @@ import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { buildDist, ROOT } from '../build.ts';
 import { printFigures, type Figure } from './figure.ts';
-import { ratioFigure } from './goals.ts';
+import { median, repeatPairs } from './repeat.ts';
 
 const PAYLOAD = readFileSync(join(ROOT, 'test/fixtures/claude-code/pre-tool-use.json'));
-const GOAL = '<= 2';
+const GOAL = '<= 2' as const;
 
 /** Milliseconds from spawn to exit; rejects if the process fails. */
 async function timed(args: string[], stdin: Buffer | null): Promise<number> {
@@ -39,19 +40,18 @@ async function timed(args: string[], stdin: Buffer | null): Promise<number> {
   return elapsed;
 }
 
-function median(values: number[]): number {
-  const sorted = [...values].sort((a, b) => a - b);
-  const mid = sorted.length >> 1;
-  return sorted.length % 2 ? sorted[mid]! : (sorted[mid - 1]! + sorted[mid]!) / 2;
-}
-
-function hookFigure(name: string, value: number, baseline: number): Figure {
-  return ratioFigure(name, value, 'ms', baseline, GOAL);
-}
-
 /** `bundle`: an already built dist/cli.js (npm run bench builds once for every benchmark); else one is built here. */
-export async function benchHook(options: { runs?: number; bundle?: string } = {}): Promise<Figure[]> {
-  const runs = options.runs ?? 30;
+export interface HookOptions {
+  /** Spawns of each kind per measurement: the median of these is one run's value. */
+  readonly runs?: number;
+  /** How many times the pair (hook, `node -e 0`) is measured, alternating (see repeat.ts); default 3. */
+  readonly repetitions?: number;
+  readonly bundle?: string;
+}
+
+export async function benchHook(options: HookOptions = {}): Promise<Figure[]> {
+  const runs = options.runs ?? 10;
+  const repetitions = options.repetitions ?? 3;
   const dir = mkdtempSync(join(tmpdir(), 'pps-bench-hook-'));
   try {
     const file = options.bundle ?? (await buildDist(join(dir, 'dist'))).file;
@@ -66,33 +66,43 @@ export async function benchHook(options: { runs?: number; bundle?: string } = {}
     await once(server, 'listening');
     const missing = join(dir, 'nobody.sock');
 
-    const base: number[] = [];
-    const up: number[] = [];
-    const down: number[] = [];
     // One warm-up of each, so that the first run does not pay for the page cache.
     await timed(['-e', '0'], null);
     await timed([file, 'hook', 'claude-code', '--socket', socket], PAYLOAD);
     received = 0;
-    for (let i = 0; i < runs; i++) {
-      base.push(await timed(['-e', '0'], null));
-      up.push(await timed([file, 'hook', 'claude-code', '--socket', socket], PAYLOAD));
-      down.push(await timed([file, 'hook', 'claude-code', '--socket', missing], PAYLOAD));
-    }
+    const figures = await repeatPairs({
+      name: 'hook',
+      repetitions,
+      value: async () => {
+        const up: number[] = [];
+        const down: number[] = [];
+        for (let i = 0; i < runs; i++) {
+          up.push(await timed([file, 'hook', 'claude-code', '--socket', socket], PAYLOAD));
+          down.push(await timed([file, 'hook', 'claude-code', '--socket', missing], PAYLOAD));
+        }
+        return { up: median(up), down: median(down) };
+      },
+      baseline: async () => {
+        const base: number[] = [];
+        for (let i = 0; i < runs; i++) base.push(await timed(['-e', '0'], null));
+        return { base: median(base) };
+      },
+      figures: [
+        { name: 'hook claude-code, spawn to exit (daemon listening)', unit: 'ms', value: 'up', baseline: 'base', goal: GOAL },
+        { name: 'hook claude-code, spawn to exit (no daemon)', unit: 'ms', value: 'down', baseline: 'base', goal: GOAL },
+      ],
+    });
     await new Promise<void>((r) => server.close(() => r()));
     // A fast hook that delivers nothing would be a meaningless figure.
-    if (received !== runs) throw new Error(`the hook delivered ${received} of ${runs} events`);
-    const baseline = median(base);
-    return [
-      hookFigure('hook claude-code, spawn to exit (daemon listening)', median(up), baseline),
-      hookFigure('hook claude-code, spawn to exit (no daemon)', median(down), baseline),
-    ];
+    if (received !== runs * repetitions) throw new Error(`the hook delivered ${received} of ${runs * repetitions} events`);
+    return figures;
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }
 }
 
 if (process.argv[1] && resolve(process.argv[1]) === fileURLToPath(import.meta.url)) {
-  const { values } = parseArgs({ options: { runs: { type: 'string' }, json: { type: 'boolean' } } });
-  const figures = await benchHook({ runs: values.runs ? Number(values.runs) : undefined });
+  const { values } = parseArgs({ options: { runs: { type: 'string' }, repetitions: { type: 'string' }, json: { type: 'boolean' } } });
+  const figures = await benchHook({ runs: values.runs ? Number(values.runs) : undefined, repetitions: values.repetitions ? Number(values.repetitions) : undefined });
   printFigures(figures, values.json ?? false);
 }

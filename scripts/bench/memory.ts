@@ -1,9 +1,11 @@
 /**
  * Memory benchmark: resident memory (RSS, what the kernel charges the process, read from /proc) of the compiled daemon
  * (`node dist/cli.js serve`, what the systemd unit runs)
- *   - idle: after start and a settle, next to the idle RSS of a bare `node -e` node:http server (reported, no goal);
+ *   - idle: after start and a settle, next to the idle RSS of a bare `node -e` node:http server. Goal (issue 14): at
+ *     most 1.12x the bare server (about PocketPaw's own idle footprint; where the memory goes: docs/performance.md);
  *   - with 10,000 live sessions, created through the real ingest socket (titled, with token counts, in every live
- *     state), after a settle. Goal (issue 7): under 50 MB above idle.
+ *     state), after a settle. Goals: under 50 MB above idle (issue 7), at most 2.6 KiB per session (issue 14).
+ * The pair (daemon, bare server) runs `repetitions` times, alternating, each run in fresh processes (see repeat.ts).
  * MB here is 10^6 bytes, the stricter reading of the goal. No garbage collection is forced: RSS is what an operator
  * sees, garbage included. Each RSS is the median of a few samples taken after the settle.
  *
@@ -18,7 +20,8 @@ import { parseArgs } from 'node:util';
 import { buildDist } from '../build.ts';
 import { printFigures, type Figure } from './figure.ts';
 import { rssBytes } from './proc.ts';
-import { absoluteFigure, ratioFigure } from './goals.ts';
+import { repeatPairs } from './repeat.ts';
+import { sessionCapArgs } from './scale.ts';
 import { sendAndFence, sessionEvents, startCompiledDaemon, startNodeScript, type ServerProcess } from './rest.ts';
 
 const SESSIONS = 10_000;
@@ -45,17 +48,19 @@ async function settledRss(server: ServerProcess, settleMs: number): Promise<numb
   return samples.sort((a, b) => a - b)[2]!;
 }
 
-export async function benchMemory(options: { bundle: string; settleMs?: number }): Promise<Figure[]> {
-  const settleMs = options.settleMs ?? 3000;
-  const bare = await startNodeScript(BARE_SERVER);
-  let bareIdle: number;
-  try {
-    bareIdle = await settledRss(bare, settleMs);
-  } finally {
-    await bare.stop();
-  }
+export interface MemoryOptions {
+  readonly bundle: string;
+  readonly settleMs?: number;
+  /** How many times the pair (daemon, bare server) is measured, alternating (see repeat.ts); default 3. */
+  readonly repetitions?: number;
+}
 
-  const daemon = await startCompiledDaemon(options.bundle);
+/**
+ * One run of the daemon's side: a fresh daemon, its idle RSS, then 10,000 sessions and its RSS again. A fresh process
+ * each run: RSS seldom goes down once it has gone up, so a second fill of the same process would measure nothing.
+ */
+async function daemonRun(bundle: string, settleMs: number): Promise<Record<string, number>> {
+  const daemon = await startCompiledDaemon(bundle, sessionCapArgs(bundle, SESSIONS));
   try {
     const idle = await settledRss(daemon, settleMs);
     await sendAndFence(daemon.socket, sessionEvents(SESSIONS, 'mem'));
@@ -66,14 +71,36 @@ export async function benchMemory(options: { bundle: string; settleMs?: number }
     if (body.global?.active_sessions !== SESSIONS) {
       throw new Error(`expected ${SESSIONS} live sessions, the daemon reports ${JSON.stringify(body.global?.active_sessions)}`);
     }
-    return [
-      ratioFigure('memory: idle RSS, compiled daemon', idle / MB, 'MB', bareIdle / MB, null),
-      ratioFigure(`memory: RSS with ${SESSIONS.toLocaleString('en-US')} live sessions`, loaded / MB, 'MB', bareIdle / MB, null),
-      absoluteFigure(`memory: ${SESSIONS.toLocaleString('en-US')} live sessions above idle`, (loaded - idle) / MB, 'MB above idle', '<= 50'),
-    ];
+    return { idle: idle / MB, loaded: loaded / MB, above: (loaded - idle) / MB, perSession: (loaded - idle) / SESSIONS / 1024 };
   } finally {
     await daemon.stop();
   }
+}
+
+async function bareRun(settleMs: number): Promise<Record<string, number>> {
+  const bare = await startNodeScript(BARE_SERVER);
+  try {
+    return { idle: (await settledRss(bare, settleMs)) / MB };
+  } finally {
+    await bare.stop();
+  }
+}
+
+export async function benchMemory(options: MemoryOptions): Promise<Figure[]> {
+  const settleMs = options.settleMs ?? 3000;
+  const n = SESSIONS.toLocaleString('en-US');
+  return repeatPairs({
+    name: 'memory',
+    repetitions: options.repetitions ?? 3,
+    value: () => daemonRun(options.bundle, settleMs),
+    baseline: () => bareRun(settleMs),
+    figures: [
+      { name: 'memory: idle RSS, compiled daemon', unit: 'MB', value: 'idle', baseline: 'idle', goal: '<= 1.12' },
+      { name: `memory: RSS with ${n} live sessions`, unit: 'MB', value: 'loaded', baseline: 'idle', goal: null },
+      { name: `memory: ${n} live sessions above idle`, unit: 'MB above idle', value: 'above', goal: '<= 50' },
+      { name: `memory: per live session, ${n} sessions`, unit: 'KiB', value: 'perSession', goal: '<= 2.6' },
+    ],
+  });
 }
 
 if (process.argv[1] && resolve(process.argv[1]) === fileURLToPath(import.meta.url)) {
