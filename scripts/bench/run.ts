@@ -88,7 +88,7 @@ function benches(quick: boolean): Bench[] {
       run: () =>
         benchSse({ ...(quick ? { clients: [1000], events: 10, minDeliveries: 10_000 } : { clients: [100, 1000, 5000], events: 40 }), repetitions: REPETITIONS }),
     },
-    { name: 'REST', run: (b) => benchRest({ bundle: needs(b), seconds: quick ? 1 : 10, warmupSeconds: quick ? 1 : 2, repetitions: REPETITIONS }) },
+    { name: 'REST', run: (b) => benchRest({ bundle: needs(b), seconds: quick ? 2 : 10, warmupSeconds: quick ? 1 : 2, repetitions: REPETITIONS }) },
     { name: 'start-up', run: (b) => benchStartup({ bundle: needs(b), runs: quick ? 1 : 3, repetitions: REPETITIONS }) },
     { name: 'memory', run: (b) => benchMemory({ bundle: needs(b), settleMs: quick ? 700 : 3000, repetitions: REPETITIONS }) },
     { name: 'hook', run: (b) => benchHook({ bundle: needs(b), runs: quick ? 3 : 10, repetitions: REPETITIONS }) },
