@@ -6,11 +6,14 @@
  * Two compiled daemons (`node dist/cli.js serve`, what the systemd unit runs) are started and filled through the real
  * ingest socket, one with 10,000 sessions and one with 10 (titled, with token counts, in every live state: the same
  * events as the memory benchmark). Then both get the same events, on the same 10 sessions, from one producer that
- * writes each event on its own, as real agents do: write one line, wait until the kernel has it, then pause. The
- * pause is at least 1 ms and at least three times the CPU time an event took in the warm-up (a warning says when a
- * measurement used more than half of it), so the daemon is idle when each
- * line arrives and every socket read holds exactly one event (a producer writing back-to-back would let the kernel
- * pack many lines into one read, and the cost per read would be spread over them, hiding exactly what this measures).
+ * writes each event on its own, as real agents do, and makes sure every socket read holds exactly one: each write is
+ * one event followed by a line the daemon must refuse (protocol version 99), and the next write waits for the refusal.
+ * The daemon answers while it handles the read, so the next write cannot be in the kernel before that read was taken.
+ * A pause would not do: on a busy machine the daemon can be off the CPU for tens of milliseconds, and the kernel then
+ * packs every line that arrived meanwhile into one read, spreading the cost of a read over them and hiding exactly
+ * what this measures (with a 1 ms pause at load average 18, 300 events arrived in 140 reads, up to 26 in one). The
+ * refused line costs the same on both sides (a JSON.parse of 24 bytes and a short answer), so it dilutes the ratio a
+ * little; it is part of both figures.
  *
  * CPU time is every thread of the daemon (garbage collection included), from /proc/<pid>/task/<tid>/schedstat in
  * nanoseconds, over the measured events. Nobody subscribes to SSE and nobody asks for the snapshot meanwhile, so what
@@ -19,10 +22,15 @@
  *
  * The pair (10,000, 10) is measured `repetitions` times, alternating (see repeat.ts).
  *
+ * `--verify-reads` checks the method instead of measuring: one run on the 10,000-session daemon under strace,
+ * counting the event lines each read returned (exit code 0 when every read held one).
+ *
  * Usage: node --import tsx scripts/bench/scale.ts [--bundle dist/cli.js] [--events 1000] [--runs 3] [--json]
+ *        node --import tsx scripts/bench/scale.ts --verify-reads [--events 300]
  */
-import { spawnSync } from 'node:child_process';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { spawn, spawnSync } from 'node:child_process';
+import { once } from 'node:events';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import net from 'node:net';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
@@ -41,7 +49,7 @@ export const FEW = 10;
 const PREFIX = 'scale';
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
-type Daemon = ServerProcess & { readonly socket: string };
+export type Daemon = ServerProcess & { readonly socket: string };
 
 /**
  * Flags for a daemon that must hold `sessions` live sessions: when the daemon has a session cap (`--max-sessions`)
@@ -75,33 +83,55 @@ interface Paced {
   readonly seconds: number;
 }
 
-/** Writes `events` lines one at a time, each after the previous has reached the kernel and `gapMs` have passed. */
-async function paced(daemon: Daemon, events: number, gapMs: number, nonce: string): Promise<Paced> {
+/**
+ * The line each write carries after its event: one the daemon must refuse (protocol version 99), so that it answers.
+ * It answers while handling the read that held it, so the next write, sent only once the answer is here, cannot
+ * reach the socket before that read was taken: every read holds exactly one event (and this line).
+ */
+const FENCE_LINE = '{"v":99,"type":"fence"}\n';
+
+/** Writes `events` events one at a time, each with the fence line, each after the daemon answered the previous one. */
+export async function paced(daemon: Daemon, events: number, nonce: string): Promise<Paced> {
   const socket = net.connect(daemon.socket);
   await new Promise<void>((ok, fail) => socket.once('connect', ok).once('error', fail));
   let replies = '';
-  socket.setEncoding('utf8').on('data', (d: string) => (replies += d));
-  const write = (line: string) => new Promise<void>((ok, fail) => socket.write(line, (e) => (e ? fail(e) : ok())));
+  let answered: (() => void) | null = null;
+  let failure: Error | null = null;
+  socket.setEncoding('utf8').on('data', (d: string) => {
+    replies += d;
+    for (let nl = replies.indexOf('\n'); nl >= 0; nl = replies.indexOf('\n')) {
+      const reply = replies.slice(0, nl);
+      replies = replies.slice(nl + 1);
+      if (!reply.includes('unsupported protocol version 99')) failure ??= new Error(`the daemon rejected a benchmark event: ${reply}`);
+      answered?.();
+    }
+  });
+  const send = (line: string) =>
+    new Promise<void>((ok, fail) => {
+      const timer = setTimeout(() => fail(new Error('the daemon did not answer the fence within 10 s')), 10_000);
+      answered = () => {
+        clearTimeout(timer);
+        answered = null;
+        ok();
+      };
+      socket.write(line + FENCE_LINE);
+    });
   const pid = daemon.proc.pid!;
-  await sleep(gapMs);
+  await sleep(20);
   const cpu0 = threadCpuSeconds(pid);
   const t0 = performance.now();
-  for (let k = 0; k < events - 1; k++) {
-    await write(eventLine(k));
-    await sleep(gapMs);
-  }
-  await write(`${JSON.stringify({ type: 'title', session_key: keyOf(0), title: nonce })}\n`);
-  await sleep(gapMs);
+  for (let k = 0; k < events - 1; k++) await send(eventLine(k));
+  await send(`${JSON.stringify({ type: 'title', session_key: keyOf(0), title: nonce })}\n`);
   const cpu = threadCpuSeconds(pid) - cpu0;
   const seconds = (performance.now() - t0) / 1000;
   socket.destroy();
-  if (replies !== '') throw new Error(`the daemon rejected a benchmark event: ${replies.split('\n')[0]}`);
+  if (failure) throw failure;
   const status = (await (await fetch(`${daemon.url}/api/v1/agent/status`)).json()) as { sessions: { session_key: string; title: string | null }[] };
   if (status.sessions.find((s) => s.session_key === keyOf(0))?.title !== nonce) throw new Error('the last benchmark event was not applied');
   return { cpuPerEvent: cpu / events, seconds };
 }
 
-async function filled(bundle: string, sessions: number): Promise<Daemon> {
+export async function filled(bundle: string, sessions: number): Promise<Daemon> {
   const daemon = await startCompiledDaemon(bundle, sessionCapArgs(bundle, sessions));
   try {
     await sendAndFence(daemon.socket, sessionEvents(sessions, PREFIX));
@@ -129,21 +159,9 @@ export async function benchScale(options: ScaleOptions): Promise<Figure[]> {
   let few: Daemon | null = null;
   try {
     few = await filled(options.bundle, FEW);
-    // Warm-up (JIT, and the pause each daemon needs): the same paced stream, not measured.
-    const gaps = new Map<Daemon, number>();
-    for (const d of [many, few]) {
-      const warm = await paced(d, Math.max(50, events >> 1), 1, `warm-up ${d.proc.pid}`);
-      gaps.set(d, Math.max(1, Math.ceil(3 * warm.cpuPerEvent * 1000)));
-    }
-    const gapMs = Math.max(...gaps.values());
-    const measure = (d: Daemon) => async (run: number) => {
-      const r = await paced(d, events, gapMs, `run ${run} ${d.proc.pid}`);
-      // Busy for more than half of each pause, the daemon could still be reading one line when the next arrives.
-      if (r.cpuPerEvent * 1000 > gapMs / 2) {
-        process.stderr.write(`warning: CPU per event: ${(r.cpuPerEvent * 1e6).toFixed(0)} µs an event against a ${gapMs} ms pause: some reads may have held two events\n`);
-      }
-      return { cpuPerEvent: r.cpuPerEvent * 1e6 };
-    };
+    // Warm-up (JIT): the same stream, not measured.
+    for (const d of [many, few]) await paced(d, Math.max(50, events >> 1), `warm-up ${d.proc.pid}`);
+    const measure = (d: Daemon) => async (run: number) => ({ cpuPerEvent: (await paced(d, events, `run ${run} ${d.proc.pid}`)).cpuPerEvent * 1e6 });
     const figures = await repeatPairs({
       name: 'CPU per event',
       repetitions: options.repetitions ?? 3,
@@ -159,19 +177,53 @@ export async function benchScale(options: ScaleOptions): Promise<Figure[]> {
         },
       ],
     });
-    return [...figures, plain('CPU per event: events per measurement', events, 'events'), plain('CPU per event: pause between events', gapMs, 'ms')];
+    return [...figures, plain('CPU per event: events per measurement', events, 'events')];
   } finally {
     await few?.stop();
     await many.stop();
   }
 }
 
+/**
+ * A check of the method rather than a figure: runs one paced measurement on the 10,000-session daemon under
+ * `strace -e trace=read`, and counts the reads that returned data and the lines each held. Tracing slows the daemon,
+ * which makes reads that hold two events more likely, not less: none here means none in the measured runs either.
+ */
+export async function verifyOneEventPerRead(bundle: string, events: number): Promise<{ reads: number; lines: number; most: number }> {
+  const daemon = await filled(bundle, MANY);
+  const dir = mkdtempSync(join(tmpdir(), 'pps-bench-strace-'));
+  try {
+    const out = join(dir, 'trace');
+    const tracer = spawn('strace', ['-f', '-qq', '-e', 'trace=read', '-e', 'abbrev=none', '-s', '4096', '-o', out, '-p', String(daemon.proc.pid)], { stdio: 'ignore' });
+    await sleep(1000); // strace attaches to every thread
+    await paced(daemon, events, 'verified');
+    tracer.kill('SIGINT');
+    await once(tracer, 'exit');
+    // Reads of producer lines: a read whose data holds a session key of the benchmark's events.
+    const reads = readFileSync(out, 'utf8')
+      .split('\n')
+      .filter((l) => l.includes(`websocket:${PREFIX}-`) && /\) = [1-9]\d*$/.test(l))
+      .map((l) => (l.match(/session_key/g) ?? []).length);
+    return { reads: reads.length, lines: reads.reduce((a, b) => a + b, 0), most: Math.max(0, ...reads) };
+  } finally {
+    await daemon.stop();
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
+
 if (process.argv[1] && resolve(process.argv[1]) === fileURLToPath(import.meta.url)) {
-  const { values } = parseArgs({ options: { bundle: { type: 'string' }, events: { type: 'string' }, runs: { type: 'string' }, json: { type: 'boolean' } } });
+  const { values } = parseArgs({
+    options: { bundle: { type: 'string' }, events: { type: 'string' }, runs: { type: 'string' }, json: { type: 'boolean' }, 'verify-reads': { type: 'boolean' } },
+  });
   const dir = mkdtempSync(join(tmpdir(), 'pps-bench-scale-build-'));
   try {
     const bundle = values.bundle ? resolve(values.bundle) : (await buildDist(join(dir, 'dist'))).file;
     const events = values.events ? Number(values.events) : undefined;
+    if (values['verify-reads']) {
+      const r = await verifyOneEventPerRead(bundle, events ?? 300);
+      process.stdout.write(`${r.lines} event lines in ${r.reads} reads; at most ${r.most} in one read\n`);
+      process.exit(r.most === 1 ? 0 : 1);
+    }
     printFigures(await benchScale({ bundle, events, repetitions: values.runs ? Number(values.runs) : undefined }), values.json ?? false);
   } finally {
     rmSync(dir, { recursive: true, force: true });
