@@ -92,7 +92,7 @@ function benches(quick: boolean): Bench[] {
     { name: 'start-up', run: (b) => benchStartup({ bundle: needs(b), runs: quick ? 1 : 3, repetitions: REPETITIONS }) },
     {
       name: 'memory',
-      run: (b) => benchMemory({ bundle: needs(b), settleMs: quick ? 700 : 3000, repetitions: REPETITIONS, longIdleMs: quick ? 0 : 30_000 }),
+      run: (b) => benchMemory({ bundle: needs(b), settleMs: quick ? 1500 : 3000, repetitions: REPETITIONS, longIdleMs: quick ? 0 : 30_000 }),
     },
     { name: 'hook', run: (b) => benchHook({ bundle: needs(b), runs: quick ? 3 : 10, repetitions: REPETITIONS }) },
     { name: 'CPU per event', run: (b) => benchScale({ bundle: needs(b), events: quick ? 400 : 2000, repetitions: REPETITIONS }) },
