@@ -6,6 +6,7 @@
  */
 import { isUtf8 } from 'node:buffer';
 import * as z from 'zod/mini';
+import { compileFn, withParser } from 'zod/v4/core';
 import { EVENT_SCHEMAS, EVENT_TYPES, PROTOCOL_VERSION, type EventType, type StatusEvent } from '../../protocol/events.ts';
 
 export const REJECT_REASONS = ['too_long', 'invalid_utf8', 'invalid_json', 'not_object', 'bad_version', 'invalid_event'] as const;
@@ -27,8 +28,22 @@ export type Decoded =
  * schema, instead of a Set lookup then the union's chain of comparisons on `type` (~30 ns an event).
  */
 const COMPILED_BY_TYPE: ReadonlyMap<string, z.ZodMiniType<StatusEvent>> = new Map(
-  EVENT_TYPES.map((type): [string, z.ZodMiniType<StatusEvent>] => [type, z.compile(EVENT_SCHEMAS[type])]),
+  EVENT_TYPES.map((type): [string, z.ZodMiniType<StatusEvent>] => [type, compiled(EVENT_SCHEMAS[type])]),
 );
+
+/**
+ * What `z.compile()` does, minus the second, assert-only function it generates for `z.validate()`, which nothing here
+ * calls: generating and compiling that code at start left the idle daemon about 3 MB larger (docs/performance.md).
+ * `compileFn` is the generator zod's own `compile()` uses; a schema it cannot model (or no code generation allowed)
+ * keeps the interpreter, as `compile()` would.
+ */
+function compiled<T extends z.ZodMiniType<StatusEvent>>(schema: T): T {
+  try {
+    return withParser(schema, compileFn(schema)) as T;
+  } catch {
+    return schema;
+  }
+}
 
 /** A line as bytes, or as a string already decoded; `utf8`: the caller already knows the bytes are valid UTF-8. */
 export function decodeLine(line: Buffer | string, utf8 = false): Decoded {

@@ -20,6 +20,22 @@ export interface Figure {
   readonly goal: string | null;
   /** Whether the goal is met; null when there is no goal. */
   readonly met: boolean | null;
+  /**
+   * Each repetition of a repeated figure (see repeat.ts), in the order they ran: its value, its baseline and their
+   * ratio. A repeated figure's value, baseline and ratio are the medians of these, each taken on its own (so the ratio
+   * is the median of the per-run ratios, not value / baseline), and `met` is decided on the median. Absent for a
+   * figure measured once.
+   */
+  readonly runs?: readonly PairRun[];
+  /** The lowest and highest ratio over the runs (of the value, for a figure without a baseline); absent when not repeated. */
+  readonly range?: readonly [number, number];
+}
+
+/** One repetition of a figure: a value and, measured right before or after it, its baseline. */
+export interface PairRun {
+  readonly value: number;
+  readonly baseline: number | null;
+  readonly ratio: number | null;
 }
 
 /** A figure measured against a baseline; `goalRatio` is the least acceptable value / baseline, when there is a goal. */
@@ -53,14 +69,23 @@ function goalText(f: Figure): string {
   return f.baseline === null ? `${f.goal} ${f.unit}` : f.goal;
 }
 
+/** `0.98-1.12 (3 runs)` for a repeated figure: the range of the ratio, or of the value when there is no baseline. */
+function rangeText(f: Figure): string {
+  if (f.range === undefined || f.runs === undefined) return '-';
+  const [lo, hi] = f.range;
+  const text = f.baseline === null ? `${num(lo)}-${num(hi)} ${f.unit}` : `${lo.toFixed(2)}-${hi.toFixed(2)}`;
+  return `${text} (${f.runs.length} runs)`;
+}
+
 export function formatTable(figures: readonly Figure[]): string {
   const rows = [
-    ['figure', 'value', 'baseline', 'ratio', 'goal', 'met'],
+    ['figure', 'value', 'baseline', 'ratio', 'range', 'goal', 'met'],
     ...figures.map((f) => [
       f.name,
       Number.isFinite(f.value) ? `${num(f.value)} ${f.unit}` : 'n/a',
       f.baseline === null ? '-' : `${num(f.baseline)} ${f.unit}`,
       f.ratio === null ? '-' : f.ratio.toFixed(2),
+      rangeText(f),
       goalText(f),
       f.met === null ? '-' : f.met ? 'yes' : 'NO',
     ]),

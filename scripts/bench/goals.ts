@@ -3,7 +3,7 @@ import type { Figure } from './figure.ts';
 
 export type Goal = `>= ${number}` | `<= ${number}`;
 
-function meets(goal: Goal, x: number): boolean {
+export function meets(goal: Goal, x: number): boolean {
   const bound = Number(goal.slice(3));
   return goal.startsWith('>=') ? x >= bound : x <= bound;
 }

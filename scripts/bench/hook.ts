@@ -9,10 +9,11 @@
  * Run alone, the bundles are built fresh into a temporary directory with the real build (scripts/build.ts), so the
  * figures are for the current sources and dist/ is left alone; `npm run bench` passes the bundle it built (hook.js is
  * built next to it). The hook gets a recorded payload on stdin and a listening socket (a plain server that only
- * reads, so that the daemon's own cost is not in the figure); one figure has no daemon at all. Runs alternate between
- * the variants so that machine load hits them alike; medians are reported.
+ * reads, so that the daemon's own cost is not in the figure); one figure has no daemon at all. One measurement is the
+ * median of `runs` spawns of each variant; the pair (hook variants, `node -e 0`) is measured `repetitions` times,
+ * alternating (see repeat.ts).
  *
- * Usage: node --import tsx scripts/bench/hook.ts [--runs N] [--json]
+ * Usage: node --import tsx scripts/bench/hook.ts [--runs N] [--repetitions 3] [--json]
  */
 import { spawn } from 'node:child_process';
 import { once } from 'node:events';
@@ -26,12 +27,12 @@ import { parseArgs } from 'node:util';
 import { assistant, prompt, toolResult, usage, writeBigTranscript } from '../../test/helpers/claude-transcript.ts';
 import { buildDist, buildHook, ROOT } from '../build.ts';
 import { printFigures, type Figure } from './figure.ts';
-import { ratioFigure } from './goals.ts';
+import { median, repeatPairs } from './repeat.ts';
 
 const PAYLOAD = readFileSync(join(ROOT, 'test/fixtures/claude-code/pre-tool-use.json'));
 const POST_PAYLOAD = JSON.parse(readFileSync(join(ROOT, 'test/fixtures/claude-code/post-tool-use.json'), 'utf8')) as Record<string, unknown>;
-const GOAL = '<= 2';
-const TRANSCRIPT_GOAL = '<= 1.3';
+const GOAL = '<= 2' as const;
+const TRANSCRIPT_GOAL = '<= 1.3' as const;
 const TRANSCRIPT_BYTES = 50 * 1024 * 1024;
 
 /** Milliseconds from spawn to exit; rejects if the process fails. */
@@ -47,12 +48,6 @@ async function timed(args: string[], stdin: Buffer | null): Promise<number> {
   return elapsed;
 }
 
-function median(values: number[]): number {
-  const sorted = [...values].sort((a, b) => a - b);
-  const mid = sorted.length >> 1;
-  return sorted.length % 2 ? sorted[mid]! : (sorted[mid - 1]! + sorted[mid]!) / 2;
-}
-
 /** The last turn of the generated transcript: a prompt and ten tool calls with their results (about 200 KB). */
 function lastTurn(): string[] {
   const lines = [prompt('Fix the failing checkout tests')];
@@ -61,8 +56,17 @@ function lastTurn(): string[] {
 }
 
 /** `bundle`: an already built dist/cli.js (npm run bench builds once for every benchmark); else one is built here. */
-export async function benchHook(options: { runs?: number; bundle?: string } = {}): Promise<Figure[]> {
-  const runs = options.runs ?? 30;
+export interface HookOptions {
+  /** Spawns of each kind per measurement: the median of these is one run's value. */
+  readonly runs?: number;
+  /** How many times the pair (hook, `node -e 0`) is measured, alternating (see repeat.ts); default 3. */
+  readonly repetitions?: number;
+  readonly bundle?: string;
+}
+
+export async function benchHook(options: HookOptions = {}): Promise<Figure[]> {
+  const runs = options.runs ?? 10;
+  const repetitions = options.repetitions ?? 3;
   const dir = mkdtempSync(join(tmpdir(), 'pps-bench-hook-'));
   try {
     const file = options.bundle ?? (await buildDist(join(dir, 'dist'))).file;
@@ -88,11 +92,6 @@ export async function benchHook(options: { runs?: number; bundle?: string } = {}
     await once(server, 'listening');
     const missing = join(dir, 'nobody.sock');
 
-    const base: number[] = [];
-    const up: number[] = [];
-    const down: number[] = [];
-    const big: number[] = [];
-    const viaCli: number[] = [];
     const hook = (bundle: string, sock: string) => [bundle, 'hook', 'claude-code', '--socket', sock];
     // One warm-up of each, so that the first run does not pay for the page cache.
     await timed(['-e', '0'], null);
@@ -101,35 +100,50 @@ export async function benchHook(options: { runs?: number; bundle?: string } = {}
     await timed(hook(file, socket), PAYLOAD);
     received = 0;
     tokens = 0;
-    for (let i = 0; i < runs; i++) {
-      base.push(await timed(['-e', '0'], null));
-      up.push(await timed(hook(hookFile, socket), PAYLOAD));
-      down.push(await timed(hook(hookFile, missing), PAYLOAD));
-      big.push(await timed(hook(hookFile, socket), post));
-      viaCli.push(await timed(hook(file, socket), PAYLOAD));
-    }
+    const figures = await repeatPairs({
+      name: 'hook',
+      repetitions,
+      value: async () => {
+        const up: number[] = [];
+        const down: number[] = [];
+        const big: number[] = [];
+        const viaCli: number[] = [];
+        for (let i = 0; i < runs; i++) {
+          up.push(await timed(hook(hookFile, socket), PAYLOAD));
+          down.push(await timed(hook(hookFile, missing), PAYLOAD));
+          big.push(await timed(hook(hookFile, socket), post));
+          viaCli.push(await timed(hook(file, socket), PAYLOAD));
+        }
+        return { up: median(up), down: median(down), big: median(big), viaCli: median(viaCli) };
+      },
+      baseline: async () => {
+        const base: number[] = [];
+        for (let i = 0; i < runs; i++) base.push(await timed(['-e', '0'], null));
+        return { base: median(base) };
+      },
+      figures: [
+        { name: 'hook claude-code, spawn to exit (daemon listening)', unit: 'ms', value: 'up', baseline: 'base', goal: GOAL },
+        { name: 'hook claude-code, spawn to exit (no daemon)', unit: 'ms', value: 'down', baseline: 'base', goal: GOAL },
+        { name: 'hook claude-code, spawn to exit (PostToolUse, 50 MB transcript)', unit: 'ms', value: 'big', baseline: 'base', goal: TRANSCRIPT_GOAL },
+        { name: 'hook claude-code through dist/cli.js, spawn to exit (reference)', unit: 'ms', value: 'viaCli', baseline: 'base', goal: null },
+      ],
+    });
     await new Promise<void>((r) => server.close(() => r()));
     // A fast hook that delivers nothing would be a meaningless figure: one event per run, and token counts read from
     // the 50 MB transcript for most PostToolUse runs (a run that blows the hook's 30 ms reading budget on a loaded
     // machine sends its event without them, as designed: said on stderr).
-    const expected = runs * 3;
-    if (received !== expected) throw new Error(`the hook delivered ${received} of ${expected} events`);
-    if (tokens * 2 < runs) throw new Error(`token counts came with only ${tokens} of ${runs} PostToolUse runs`);
-    if (tokens < runs) process.stderr.write(`hook: ${runs - tokens} of ${runs} PostToolUse runs gave up reading the transcript (30 ms budget)\n`);
-    const baseline = median(base);
-    return [
-      ratioFigure('hook claude-code, spawn to exit (daemon listening)', median(up), 'ms', baseline, GOAL),
-      ratioFigure('hook claude-code, spawn to exit (no daemon)', median(down), 'ms', baseline, GOAL),
-      ratioFigure('hook claude-code, spawn to exit (PostToolUse, 50 MB transcript)', median(big), 'ms', baseline, TRANSCRIPT_GOAL),
-      ratioFigure('hook claude-code through dist/cli.js, spawn to exit (reference)', median(viaCli), 'ms', baseline, null),
-    ];
+    const total = runs * repetitions;
+    if (received !== total * 3) throw new Error(`the hook delivered ${received} of ${total * 3} events`);
+    if (tokens * 2 < total) throw new Error(`token counts came with only ${tokens} of ${total} PostToolUse runs`);
+    if (tokens < total) process.stderr.write(`hook: ${total - tokens} of ${total} PostToolUse runs gave up reading the transcript (30 ms budget)\n`);
+    return figures;
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }
 }
 
 if (process.argv[1] && resolve(process.argv[1]) === fileURLToPath(import.meta.url)) {
-  const { values } = parseArgs({ options: { runs: { type: 'string' }, json: { type: 'boolean' } } });
-  const figures = await benchHook({ runs: values.runs ? Number(values.runs) : undefined });
+  const { values } = parseArgs({ options: { runs: { type: 'string' }, repetitions: { type: 'string' }, json: { type: 'boolean' } } });
+  const figures = await benchHook({ runs: values.runs ? Number(values.runs) : undefined, repetitions: values.repetitions ? Number(values.repetitions) : undefined });
   printFigures(figures, values.json ?? false);
 }

@@ -8,7 +8,10 @@
  * - server CPU per delivered event (utime + stime from /proc during the event phase / deliveries);
  * - server memory per connected client (RSS with the clients connected minus RSS before, / clients).
  *
- * Run: node --import tsx scripts/bench/sse.ts [--json] [--quick] [--clients 100,1000,5000] [--events 40]
+ * Each client count's pair (daemon, bare server) is measured `repetitions` times, alternating, each run in fresh
+ * processes (see repeat.ts).
+ *
+ * Run: node --import tsx scripts/bench/sse.ts [--json] [--quick] [--clients 100,1000,5000] [--events 40] [--repetitions 3]
  * (--events is a minimum: each count gets enough events for 20,000 deliveries, see MIN_DELIVERIES)
  */
 import { spawn, type ChildProcess } from 'node:child_process';
@@ -24,7 +27,7 @@ import { fold, initialState } from '../../daemon/state/fold.ts';
 import { renderSnapshot } from '../../daemon/state/snapshot.ts';
 import { printFigures, type Figure } from './figure.ts';
 import { cpuSeconds, readyUrl, rssBytes } from './proc.ts';
-import { ratioFigure } from './goals.ts';
+import { repeatPairs } from './repeat.ts';
 
 const ROOT = fileURLToPath(new URL('../..', import.meta.url));
 const STREAM = '/api/v1/agent/status/stream';
@@ -208,32 +211,46 @@ async function measure(target: Target, clients: number, events: number): Promise
  */
 const MIN_DELIVERIES = 20_000;
 
-export async function benchSse(options: { clients?: number[]; events?: number; minDeliveries?: number } = {}): Promise<Figure[]> {
+export interface SseOptions {
+  readonly clients?: number[];
+  readonly events?: number;
+  readonly minDeliveries?: number;
+  /** How many times each pair (daemon, bare server) is measured, alternating, in fresh processes (see repeat.ts). */
+  readonly repetitions?: number;
+}
+
+export async function benchSse(options: SseOptions = {}): Promise<Figure[]> {
   const counts = options.clients ?? [100, 1000, 5000];
   const figures: Figure[] = [];
   for (const n of counts) {
     const events = Math.max(options.events ?? 40, Math.ceil((options.minDeliveries ?? MIN_DELIVERIES) / n));
-    const results: Partial<Record<Target['name'], Run>> = {};
-    for (const name of ['bare', 'daemon'] as const) {
+    // A fresh server each run: its memory per client is the growth of its RSS as the clients connect.
+    const measureOnce = (name: Target['name']) => async () => {
       const target = await startTarget(name);
+      let run: Run;
       try {
-        results[name] = await measure(target, n, events);
+        run = await measure(target, n, events);
       } finally {
         await stopTarget(target);
       }
-    }
-    const d = results.daemon!;
-    const b = results.bare!;
+      if (run.lost > 0) process.stderr.write(`warning: ${n} clients: ${run.lost} deliveries missing (${name})\n`);
+      return { p50: run.p50, p99: run.p99, max: run.max, cpu: run.cpuPerDelivery, memory: run.memoryPerClient / 1024 };
+    };
     figures.push(
-      ratioFigure(`SSE p50 latency, ${n} clients`, d.p50, 'ms', b.p50, null),
-      ratioFigure(`SSE p99 latency, ${n} clients`, d.p99, 'ms', b.p99, n === 1000 ? '<= 1.25' : null),
-      ratioFigure(`SSE max latency, ${n} clients`, d.max, 'ms', b.max, null),
-      ratioFigure(`SSE CPU per delivered event, ${n} clients`, d.cpuPerDelivery, 'µs', b.cpuPerDelivery, '<= 1.25'),
-      ratioFigure(`SSE memory per client, ${n} clients`, d.memoryPerClient / 1024, 'KiB', b.memoryPerClient / 1024, '<= 1.25'),
+      ...(await repeatPairs({
+        name: `SSE fan-out, ${n} clients`,
+        repetitions: options.repetitions ?? 3,
+        value: measureOnce('daemon'),
+        baseline: measureOnce('bare'),
+        figures: [
+          { name: `SSE p50 latency, ${n} clients`, unit: 'ms', value: 'p50', baseline: 'p50', goal: null },
+          { name: `SSE p99 latency, ${n} clients`, unit: 'ms', value: 'p99', baseline: 'p99', goal: n === 1000 ? '<= 1.25' : null },
+          { name: `SSE max latency, ${n} clients`, unit: 'ms', value: 'max', baseline: 'max', goal: null },
+          { name: `SSE CPU per delivered event, ${n} clients`, unit: 'µs', value: 'cpu', baseline: 'cpu', goal: '<= 1.25' },
+          { name: `SSE memory per client, ${n} clients`, unit: 'KiB', value: 'memory', baseline: 'memory', goal: '<= 1.25' },
+        ],
+      })),
     );
-    if (d.lost > 0 || b.lost > 0) {
-      process.stderr.write(`warning: ${n} clients: deliveries missing: daemon ${d.lost}, bare ${b.lost}\n`);
-    }
   }
   return figures;
 }
@@ -247,5 +264,6 @@ if (import.meta.url === `file://${process.argv[1]}`) {
   const quick = args.includes('--quick');
   const clients = arg('--clients')?.split(',').map(Number) ?? (quick ? [100, 1000] : undefined);
   const events = arg('--events') ? Number(arg('--events')) : quick ? 15 : undefined;
-  printFigures(await benchSse({ clients, events, minDeliveries: quick ? 5_000 : undefined }), args.includes('--json'));
+  const repetitions = arg('--repetitions') ? Number(arg('--repetitions')) : undefined;
+  printFigures(await benchSse({ clients, events, minDeliveries: quick ? 5_000 : undefined, repetitions }), args.includes('--json'));
 }

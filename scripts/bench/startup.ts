@@ -4,10 +4,11 @@
  *   - the compiled bundle (`node dist/cli.js serve`, what the systemd unit runs),
  *   - `node --import tsx daemon/cli.ts serve` (what `npm start` runs),
  *   - the `tsx` command (`tsx daemon/cli.ts serve`: two processes, a supervisor and the daemon).
- * Each is started `runs` times, one at a time; the medians are reported. Goal: the compiled start within 2x of bare
- * Node.
+ * One measurement starts each daemon variant `runs` times, one at a time, interleaved, and takes the medians; the bare
+ * server's measurement does the same. The pair is measured `repetitions` times, alternating (see repeat.ts). Goal:
+ * the compiled start within 2x of bare Node.
  *
- * Usage: node --import tsx scripts/bench/startup.ts [--runs N] [--json]
+ * Usage: node --import tsx scripts/bench/startup.ts [--runs N] [--repetitions 3] [--json]
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
@@ -21,6 +22,7 @@ import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { buildDist, ROOT } from '../build.ts';
 import { formatTable, type Figure } from './figure.ts';
+import { median, repeatPairs } from './repeat.ts';
 
 interface Variant {
   readonly name: string;
@@ -125,21 +127,18 @@ async function startOnce(variant: Variant, dir: string): Promise<Sample> {
   }
 }
 
-function median(values: readonly number[]): number {
-  const sorted = [...values].sort((a, b) => a - b);
-  const mid = sorted.length >> 1;
-  return sorted.length % 2 ? sorted[mid]! : (sorted[mid - 1]! + sorted[mid]!) / 2;
-}
-
 export interface StartupResult {
   readonly figures: Figure[];
-  /** Medians per variant, for the README table. */
+  /** Medians per variant, for the docs' table. */
   readonly variants: { name: string; readyMs: number; cpuMs: number; rssMiB: number }[];
 }
 
 /** `bundle`: an already built dist/cli.js (npm run bench builds once for every benchmark); else one is built here. */
 export interface StartupOptions {
+  /** Starts of each variant per measurement: the median of these is one run's value. */
   readonly runs?: number;
+  /** How many times the pair (daemon variants, bare node) is measured, alternating (see repeat.ts); default 3. */
+  readonly repetitions?: number;
   readonly bundle?: string;
 }
 
@@ -147,107 +146,64 @@ export async function benchStartup(options: StartupOptions = {}): Promise<Figure
   return (await measureStartup(options)).figures;
 }
 
+/** The median of each of a sample's quantities, as the metrics of one run: `<prefix>Ready`, `<prefix>Cpu`, `<prefix>Rss`. */
+function medians(prefix: string, samples: readonly Sample[]): Record<string, number> {
+  return {
+    [`${prefix}Ready`]: median(samples.map((s) => s.readyMs)),
+    [`${prefix}Cpu`]: median(samples.map((s) => s.cpuMs)),
+    [`${prefix}Rss`]: median(samples.map((s) => s.rssBytes)) / 1024 / 1024,
+  };
+}
+
 export async function measureStartup(options: StartupOptions = {}): Promise<StartupResult> {
-  const runs = options.runs ?? 7;
+  const runs = options.runs ?? 3;
   const dir = mkdtempSync(join(tmpdir(), 'pps-bench-startup-'));
   try {
     const file = options.bundle ?? (await buildDist(join(dir, 'dist'))).file;
     const tsxCli = join(ROOT, 'node_modules/tsx/dist/cli.mjs');
-    const variants: Variant[] = [
-      { name: 'bare node', args: (port) => ['-e', BARE_SERVER, String(port)] },
-      { name: 'compiled', args: (port, socket) => [file, 'serve', '--port', String(port), '--socket', socket] },
-      { name: 'node --import tsx', args: (port, socket) => ['--import', 'tsx', join(ROOT, 'daemon/cli.ts'), 'serve', '--port', String(port), '--socket', socket] },
-      { name: 'tsx command', args: (port, socket) => [tsxCli, join(ROOT, 'daemon/cli.ts'), 'serve', '--port', String(port), '--socket', socket] },
+    const bare: Variant = { name: 'bare node', args: (port) => ['-e', BARE_SERVER, String(port)] };
+    const variants: (Variant & { readonly key: string })[] = [
+      { key: 'compiled', name: 'compiled', args: (port, socket) => [file, 'serve', '--port', String(port), '--socket', socket] },
+      { key: 'tsx', name: 'node --import tsx', args: (port, socket) => ['--import', 'tsx', join(ROOT, 'daemon/cli.ts'), 'serve', '--port', String(port), '--socket', socket] },
+      { key: 'command', name: 'tsx command', args: (port, socket) => [tsxCli, join(ROOT, 'daemon/cli.ts'), 'serve', '--port', String(port), '--socket', socket] },
     ];
-    // One warm-up start each (file cache), then the runs interleaved so that drift on a busy machine hits all alike.
-    for (const v of variants) await startOnce(v, dir);
-    const samples = new Map<string, Sample[]>(variants.map((v) => [v.name, []]));
-    for (let i = 0; i < runs; i++) for (const v of variants) samples.get(v.name)!.push(await startOnce(v, dir));
-
-    const med = (name: string) => ({
-      readyMs: median(samples.get(name)!.map((s) => s.readyMs)),
-      rssBytes: median(samples.get(name)!.map((s) => s.rssBytes)),
-      cpuMs: median(samples.get(name)!.map((s) => s.cpuMs)),
+    // One warm-up start each (file cache), then the variants interleaved so that drift on a busy machine hits all alike.
+    for (const v of [bare, ...variants]) await startOnce(v, dir);
+    const figures = await repeatPairs({
+      name: 'start-up',
+      repetitions: options.repetitions ?? 3,
+      value: async () => {
+        const samples = new Map<string, Sample[]>(variants.map((v) => [v.key, []]));
+        for (let i = 0; i < runs; i++) for (const v of variants) samples.get(v.key)!.push(await startOnce(v, dir));
+        return Object.assign({}, ...variants.map((v) => medians(v.key, samples.get(v.key)!))) as Record<string, number>;
+      },
+      baseline: async () => {
+        const samples: Sample[] = [];
+        for (let i = 0; i < runs; i++) samples.push(await startOnce(bare, dir));
+        return medians('bare', samples);
+      },
+      // Each figure compares with the bare node server started in the same run; only the compiled start has a goal.
+      figures: [
+        { name: 'start-up to first answer, compiled (node dist/cli.js)', unit: 'ms', value: 'compiledReady', baseline: 'bareReady', goal: '<= 2' },
+        { name: 'CPU time to first answer, compiled (all threads)', unit: 'ms', value: 'compiledCpu', baseline: 'bareCpu', goal: null },
+        { name: 'resident memory at ready, compiled', unit: 'MiB', value: 'compiledRss', baseline: 'bareRss', goal: null },
+        { name: 'start-up to first answer, node --import tsx (npm start)', unit: 'ms', value: 'tsxReady', baseline: 'bareReady', goal: null },
+        { name: 'resident memory at ready, node --import tsx', unit: 'MiB', value: 'tsxRss', baseline: 'bareRss', goal: null },
+        { name: 'start-up to first answer, tsx command (two processes)', unit: 'ms', value: 'commandReady', baseline: 'bareReady', goal: null },
+        { name: 'resident memory at ready, tsx command (both processes)', unit: 'MiB', value: 'commandRss', baseline: 'bareRss', goal: null },
+      ],
     });
-    const bare = med('bare node');
-    const compiled = med('compiled');
-    const withTsx = med('node --import tsx');
-    const tsxCommand = med('tsx command');
-    const ratio = (v: number, b: number) => Math.round((v / b) * 100) / 100;
-    const ms = (v: number) => Math.round(v);
-    const mib = (v: number) => Math.round((v / 1024 / 1024) * 10) / 10;
-    // Each figure compares with the bare node server started in the same run; only the compiled start has a goal.
-    const figures: Figure[] = [
-      {
-        name: 'start-up to first answer, compiled (node dist/cli.js)',
-        value: ms(compiled.readyMs),
-        unit: 'ms',
-        baseline: ms(bare.readyMs),
-        ratio: ratio(compiled.readyMs, bare.readyMs),
-        goal: '<= 2',
-        met: compiled.readyMs <= 2 * bare.readyMs,
-      },
-      {
-        name: 'CPU time to first answer, compiled (all threads)',
-        value: ms(compiled.cpuMs),
-        unit: 'ms',
-        baseline: ms(bare.cpuMs),
-        ratio: ratio(compiled.cpuMs, bare.cpuMs),
-        goal: null,
-        met: null,
-      },
-      {
-        name: 'resident memory at ready, compiled',
-        value: mib(compiled.rssBytes),
-        unit: 'MiB',
-        baseline: mib(bare.rssBytes),
-        ratio: ratio(compiled.rssBytes, bare.rssBytes),
-        goal: null,
-        met: null,
-      },
-      {
-        name: 'start-up to first answer, node --import tsx (npm start)',
-        value: ms(withTsx.readyMs),
-        unit: 'ms',
-        baseline: ms(bare.readyMs),
-        ratio: ratio(withTsx.readyMs, bare.readyMs),
-        goal: null,
-        met: null,
-      },
-      {
-        name: 'resident memory at ready, node --import tsx',
-        value: mib(withTsx.rssBytes),
-        unit: 'MiB',
-        baseline: mib(bare.rssBytes),
-        ratio: ratio(withTsx.rssBytes, bare.rssBytes),
-        goal: null,
-        met: null,
-      },
-      {
-        name: 'start-up to first answer, tsx command (two processes)',
-        value: ms(tsxCommand.readyMs),
-        unit: 'ms',
-        baseline: ms(bare.readyMs),
-        ratio: ratio(tsxCommand.readyMs, bare.readyMs),
-        goal: null,
-        met: null,
-      },
-      {
-        name: 'resident memory at ready, tsx command (both processes)',
-        value: mib(tsxCommand.rssBytes),
-        unit: 'MiB',
-        baseline: mib(bare.rssBytes),
-        ratio: ratio(tsxCommand.rssBytes, bare.rssBytes),
-        goal: null,
-        met: null,
-      },
-    ];
+    const [ready, cpu, rss] = [figures[0]!, figures[1]!, figures[2]!];
+    const round = (v: number, digits = 0) => Math.round(v * 10 ** digits) / 10 ** digits;
+    const pick = (name: string) => figures.find((f) => f.name === name)!.value;
     return {
       figures,
-      variants: [...samples.keys()].map((name) => {
-        const m = med(name);
-        return { name, readyMs: ms(m.readyMs), cpuMs: ms(m.cpuMs), rssMiB: mib(m.rssBytes) };
-      }),
+      variants: [
+        { name: 'bare node', readyMs: round(ready.baseline!), cpuMs: round(cpu.baseline!), rssMiB: round(rss.baseline!, 1) },
+        { name: 'compiled', readyMs: round(ready.value), cpuMs: round(cpu.value), rssMiB: round(rss.value, 1) },
+        { name: 'node --import tsx', readyMs: round(pick('start-up to first answer, node --import tsx (npm start)')), cpuMs: NaN, rssMiB: round(pick('resident memory at ready, node --import tsx'), 1) },
+        { name: 'tsx command', readyMs: round(pick('start-up to first answer, tsx command (two processes)')), cpuMs: NaN, rssMiB: round(pick('resident memory at ready, tsx command (both processes)'), 1) },
+      ],
     };
   } finally {
     rmSync(dir, { recursive: true, force: true });
@@ -255,13 +211,13 @@ export async function measureStartup(options: StartupOptions = {}): Promise<Star
 }
 
 if (process.argv[1] === fileURLToPath(import.meta.url)) {
-  const { values } = parseArgs({ options: { runs: { type: 'string' }, json: { type: 'boolean' } } });
-  const result = await measureStartup({ runs: values.runs ? Number(values.runs) : undefined });
+  const { values } = parseArgs({ options: { runs: { type: 'string' }, repetitions: { type: 'string' }, json: { type: 'boolean' } } });
+  const result = await measureStartup({ runs: values.runs ? Number(values.runs) : undefined, repetitions: values.repetitions ? Number(values.repetitions) : undefined });
   if (values.json) {
     process.stdout.write(`${JSON.stringify(result)}\n`);
   } else {
     process.stdout.write(formatTable(result.figures));
     process.stdout.write('\n| start | time to first answer | CPU time until then | resident memory |\n|---|---|---|---|\n');
-    for (const v of result.variants) process.stdout.write(`| ${v.name} | ${v.readyMs} ms | ${v.cpuMs} ms | ${v.rssMiB} MiB |\n`);
+    for (const v of result.variants) process.stdout.write(`| ${v.name} | ${v.readyMs} ms | ${Number.isNaN(v.cpuMs) ? "-" : `${v.cpuMs} ms`} | ${v.rssMiB} MiB |\n`);
   }
 }
