@@ -22,6 +22,7 @@ import { initialState } from './state/fold.ts';
 import { Snapshots } from './state/snapshots.ts';
 import { StatusStore } from './state/store.ts';
 import { pickSockets, takeListenFds, unixSocketPath } from './systemd/listen-fds.ts';
+import type { MqttOutput } from './mqtt/output.ts';
 
 export interface Daemon {
   readonly url: string;
@@ -73,7 +74,15 @@ export async function startDaemon(config: ServeConfig, log: Logger): Promise<Dae
     sseStats,
     log,
   );
-  const metrics = createMetrics({ ingest: stats, sse: sseStats, state: () => store.state });
+  // Loaded only when asked for: without --mqtt-url neither this module nor MQTT.js is ever read.
+  let mqtt: MqttOutput | null = null;
+  if (config.mqttUrl) {
+    const { startMqtt } = await import('./mqtt/output.ts');
+    mqtt = startMqtt(config, { feed, store, snapshots, wallOffset: hub.wallOffset, log, env: process.env });
+    const output = mqtt;
+    readiness.addOptional('mqtt', () => output.connected);
+  }
+  const metrics = createMetrics({ ingest: stats, sse: sseStats, state: () => store.state, mqtt: mqtt?.stats ?? null });
   const app = createApp({
     snapshots,
     hub,
@@ -102,6 +111,7 @@ export async function startDaemon(config: ServeConfig, log: Logger): Promise<Dae
   } catch (error) {
     if (http.listening) http.close();
     hub.close();
+    await mqtt?.close();
     store.close();
     await ingest.close();
     throw error;
@@ -122,7 +132,8 @@ export async function startDaemon(config: ServeConfig, log: Logger): Promise<Dae
       hub.close();
       const httpClosed = new Promise<void>((resolve) => http.close(() => resolve()));
       http.closeAllConnections();
-      await Promise.all([ingest.close(), httpClosed]);
+      // MQTT publishes the last state and `offline` before it disconnects (bounded: it cannot hold up the exit).
+      await Promise.all([ingest.close(), httpClosed, mqtt?.close()]);
       store.close();
     })());
 
