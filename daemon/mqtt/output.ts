@@ -303,6 +303,8 @@ class Publisher implements MqttOutput {
     this.pending = [];
     this.backlogged = false;
     this.flush();
+    // A republish is not a change: the next change still goes out on the leading edge.
+    this.lastFlushAt = -Infinity;
   }
 
   private onSweepMessage(topic: string, payload: Buffer): void {
