@@ -6,7 +6,7 @@ import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { performance } from 'node:perf_hooks';
 import { checkExposure, loadStartupKey } from './auth/exposure.ts';
-import type { ServeConfig } from './config.ts';
+import { ConfigError, type ServeConfig } from './config.ts';
 import { ChangeFeed } from './feed/feed.ts';
 import { createApp } from './http/app.ts';
 import { answerClientError } from './http/malformed.ts';
@@ -23,6 +23,7 @@ import { Snapshots } from './state/snapshots.ts';
 import { StatusStore } from './state/store.ts';
 import { pickSockets, takeListenFds, unixSocketPath } from './systemd/listen-fds.ts';
 import type { MqttOutput } from './mqtt/output.ts';
+import { loadMqttPassword } from './mqtt/settings.ts';
 
 export interface Daemon {
   readonly url: string;
@@ -77,8 +78,16 @@ export async function startDaemon(config: ServeConfig, log: Logger): Promise<Dae
   // Loaded only when asked for: without --mqtt-url neither this module nor MQTT.js is ever read.
   let mqtt: MqttOutput | null = null;
   if (config.mqttUrl) {
+    let password: string | null;
+    try {
+      password = loadMqttPassword(config.mqttPasswordFile, config.mqttUsername, process.env);
+    } catch (error) {
+      hub.close();
+      throw new ConfigError(error instanceof Error ? error.message : String(error));
+    }
+    // The compiled build keeps this module and MQTT.js in a file of their own, dist/mqtt.js (scripts/build.ts).
     const { startMqtt } = await import('./mqtt/output.ts');
-    mqtt = startMqtt(config, { feed, store, snapshots, wallOffset: hub.wallOffset, log, env: process.env });
+    mqtt = startMqtt(config, { feed, store, snapshots, wallOffset: hub.wallOffset, log }, password);
     const output = mqtt;
     readiness.addOptional('mqtt', () => output.connected);
   }

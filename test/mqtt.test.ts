@@ -346,6 +346,32 @@ describe('MQTT output', { skip }, () => {
   });
 });
 
+describe('the compiled build', { skip }, () => {
+  test('dist/mqtt.js sits next to dist/cli.js, imports only Node built-ins, and is loaded by --mqtt-url under plain node', async () => {
+    const { buildDist, MQTT_FILE } = await import('../scripts/build.ts');
+    const { readFileSync } = await import('node:fs');
+    const { builtinModules } = await import('node:module');
+    const { spawn } = await import('node:child_process');
+    const dir = tempDir();
+    const bundle = (await buildDist(join(dir, 'dist'))).file;
+    const cli = readFileSync(bundle, 'utf8');
+    assert.ok(cli.includes(`import("./${MQTT_FILE}")`), 'cli.js imports the MQTT file dynamically');
+    assert.doesNotMatch(cli, /node_modules\/mqtt\//, 'MQTT.js is not parsed at every start');
+    const mqttSource = readFileSync(join(dir, 'dist', MQTT_FILE), 'utf8');
+    const imports = [...mqttSource.matchAll(/^import .* from ["']([^"']+)["'];?$/gm), ...mqttSource.matchAll(/\b(?:__)?require\(["']([^"']+)["']\)/g)].map((m) => m[1]!);
+    assert.deepEqual([...new Set(imports.filter((spec) => !builtinModules.includes(spec.replace(/^node:/, ''))))], []);
+
+    const b = await broker();
+    const proc = spawn(process.execPath, [bundle, 'serve', '--port', '0', '--socket', join(dir, 's.sock'), '--mqtt-url', b.url, ...NODE_ARGS], { cwd: dir, stdio: ['ignore', 'ignore', 'pipe'] });
+    cleanups.push(async () => proc.kill('SIGKILL'));
+    let stderr = '';
+    proc.stderr.setEncoding('utf8').on('data', (x: string) => (stderr += x));
+    await waitFor(async () => (await retained(b.url, [`${P}/availability`])).get(`${P}/availability`) === 'online', { timeoutMs: 20_000, what: `online from the bundle; stderr:\n${stderr}` });
+    proc.kill('SIGTERM');
+    await waitFor(async () => (await retained(b.url, [`${P}/availability`])).get(`${P}/availability`) === 'offline', { what: 'offline on SIGTERM' });
+  });
+});
+
 describe('without --mqtt-url', () => {
   test('nothing of MQTT is loaded (and with it, MQTT.js is)', { skip }, async () => {
     const probe = join(tempDir(), 'probe.mts');

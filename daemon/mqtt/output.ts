@@ -19,7 +19,7 @@
 import { randomBytes } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { connect, type IClientOptions, type MqttClient } from 'mqtt';
-import { ConfigError, type ServeConfig } from '../config.ts';
+import type { ServeConfig } from '../config.ts';
 import type { Change, ChangeFeed } from '../feed/feed.ts';
 import type { Logger } from '../log.ts';
 import { transitionJson } from '../sse/frames.ts';
@@ -28,7 +28,6 @@ import { globalState, renderSession } from '../state/snapshot.ts';
 import type { Snapshots } from '../state/snapshots.ts';
 import type { StatusStore } from '../state/store.ts';
 import type { Transition } from '../state/transitions.ts';
-import { loadPassword } from './settings.ts';
 import { MqttStats, type MqttTopicKind } from './stats.ts';
 import { defaultPrefix, discoveryMessages, OFFLINE, ONLINE, sessionKeyOf, sessionTopic, summaryOf, topics, type Topics } from './topics.ts';
 
@@ -49,7 +48,6 @@ export interface MqttDeps {
   /** Date.now() minus the monotonic clock (the SSE hub's): transitions carry the same `at` on both. */
   readonly wallOffset: number;
   readonly log: Logger;
-  readonly env: NodeJS.ProcessEnv;
 }
 
 export interface MqttOutput {
@@ -59,18 +57,12 @@ export interface MqttOutput {
   close(): Promise<void>;
 }
 
-/** Starts the output; connecting happens in the background. Throws ConfigError when the password cannot be read. */
-export function startMqtt(config: ServeConfig, deps: MqttDeps): MqttOutput {
+/**
+ * Starts the output; connecting happens in the background. `password` comes from settings.ts's loadPassword (read by
+ * serve.ts, so that an unreadable source is a configuration error found before anything MQTT is loaded).
+ */
+export function startMqtt(config: ServeConfig, deps: MqttDeps, password: string | null): MqttOutput {
   if (config.mqttUrl === null) throw new Error('startMqtt needs --mqtt-url');
-  let password: string | null;
-  try {
-    password = loadPassword(config.mqttPasswordFile, deps.env).password;
-  } catch (error) {
-    throw new ConfigError(error instanceof Error ? error.message : String(error));
-  }
-  if (password !== null && config.mqttUsername === null) {
-    throw new ConfigError('found the systemd credential mqtt-password but no --mqtt-username; set the user name the password belongs to');
-  }
   return new Publisher(config, deps, password);
 }
 

@@ -93,6 +93,18 @@ export function checkPasswordFile(path: string): string {
   return path;
 }
 
+/**
+ * The broker password for `serve`, or null: from the file, else the systemd credential. Throws saying what to do
+ * when a source cannot be read, or when there is a password but no user name to send it with.
+ */
+export function loadMqttPassword(passwordFile: string | null, username: string | null, env: NodeJS.ProcessEnv): string | null {
+  const { password, source } = loadPassword(passwordFile, env);
+  if (password !== null && username === null) {
+    throw new Error(`found a broker password (${source}) but no --mqtt-username; set the user name the password belongs to`);
+  }
+  return password;
+}
+
 export interface PasswordSource {
   readonly password: string | null;
   /** Where it came from, for the log (never the password). */
