@@ -8,7 +8,7 @@ import { parseArgs } from 'node:util';
 import { checkKeyFile } from './auth/key.ts';
 import { parseOriginList } from './http/cors.ts';
 import { resolveGroup, type SocketGroup } from './ingest/socket-group.ts';
-import { checkCaFile, checkPasswordFile, defaultNodeId, parseMqttUrl, parseNodeId, parseTopicPrefix } from './mqtt/settings.ts';
+import { checkCaFile, checkPasswordFile, defaultNodeId, parseMqttUrl, parseNodeId, parseTopicPrefix, redactUrlPassword } from './mqtt/settings.ts';
 import { defaultSocketPath } from '../protocol/socket-path.ts';
 
 export class ConfigError extends Error {}
@@ -26,6 +26,8 @@ interface Option<T> {
   readonly boolean?: true;
   /** A boolean that is on by default: `--no-<flag>` (or the variable set to 0) turns it off. */
   readonly negatable?: true;
+  /** How an invalid value is quoted in the error (hides what must not reach a log, such as a password). */
+  readonly redact?: (raw: string) => string;
   /** Repeatable flag: its values are joined with `,` and parsed as one comma-separated list (the variable's form). */
   readonly multiple?: true;
   /** Environment variables read instead of the rule's name, first set wins (for documented exceptions). */
@@ -242,6 +244,7 @@ export const SERVE_OPTIONS = {
     defaultText: 'none',
     default: () => null,
     parse: checked(parseMqttUrl),
+    redact: redactUrlPassword,
   }),
   mqttCaFile: option<string | null>({
     flag: 'mqtt-ca-file',
@@ -365,7 +368,7 @@ export function parseServeConfig(argv: readonly string[], env: NodeJS.ProcessEnv
       config[key] = o.parse(raw);
     } catch (error) {
       const why = error instanceof ConfigError ? error.message : String(error);
-      throw new ConfigError(`invalid ${source} ${JSON.stringify(raw)}: ${why}`);
+      throw new ConfigError(`invalid ${source} ${JSON.stringify(o.redact ? o.redact(raw) : raw)}: ${why}`);
     }
   }
   checkMqttCombination(config as ServeConfig);

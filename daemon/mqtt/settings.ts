@@ -34,6 +34,11 @@ export function parseMqttUrl(raw: string): URL {
   return url;
 }
 
+/** The URL as an error may quote it: a password in it (refused by parseMqttUrl) shows as `***`. */
+export function redactUrlPassword(raw: string): string {
+  return raw.replace(/^([a-z][a-z0-9+.-]*:\/\/[^:/@]*:)[^@/]*@/i, '$1***@');
+}
+
 /** Node ids name topics and Home Assistant ids: letters, digits, `_` and `-` are safe in both. */
 export function parseNodeId(raw: string): string {
   const id = raw.trim();
