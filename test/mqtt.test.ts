@@ -346,6 +346,28 @@ describe('MQTT output', { skip }, () => {
   });
 });
 
+describe('npm run demo -- --mqtt', { skip }, () => {
+  test('starts a broker too, prints a mosquitto_sub command for it, and the daemon publishes there', async () => {
+    const { spawn } = await import('node:child_process');
+    const { cleanEnv, ROOT } = await import('./helpers/daemon.ts');
+    const proc = spawn(process.execPath, ['--import', 'tsx', 'scripts/demo/demo.ts', '--mqtt', '--port', '0', '--pace', '0.05'], { cwd: ROOT, env: cleanEnv(), stdio: ['ignore', 'pipe', 'pipe'] });
+    cleanups.push(async () => proc.kill('SIGKILL'));
+    let output = '';
+    proc.stdout.setEncoding('utf8').on('data', (x: string) => (output += x));
+    proc.stderr.setEncoding('utf8').on('data', (x: string) => (output += x));
+    const match = await waitFor(() => /mosquitto_sub -h 127\.0\.0\.1 -p (\d+) -v -t 'pocketpaw-status\/demo\/#'/.exec(output), { timeoutMs: 30_000, what: `the command; output:\n${output}` });
+    const url = `mqtt://127.0.0.1:${match![1]}`;
+    await waitFor(async () => {
+      const r = await retained(url, ['pocketpaw-status/demo/#']);
+      return r.get('pocketpaw-status/demo/availability') === 'online' && r.get('pocketpaw-status/demo/state') === 'active';
+    }, { timeoutMs: 20_000, what: 'the demo agent on the broker' });
+    const exited = new Promise<number | null>((resolve) => proc.once('exit', (code) => resolve(code)));
+    proc.kill('SIGINT');
+    assert.equal(await exited, 0, output);
+    assert.match(output, /Demo stopped\.\n$/);
+  });
+});
+
 describe('the compiled build', { skip }, () => {
   test('dist/mqtt.js sits next to dist/cli.js, imports only Node built-ins, and is loaded by --mqtt-url under plain node', async () => {
     const { buildDist, MQTT_FILE } = await import('../scripts/build.ts');
