@@ -4,13 +4,14 @@
  * sessions, coalescing, the last will, clean shutdown, broker restarts, wrong credentials, and the daemon without MQTT.
  */
 import assert from 'node:assert/strict';
-import { writeFileSync } from 'node:fs';
+import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, describe, test } from 'node:test';
 import { MOSQUITTO_SKIP, startBroker, type TestBroker } from './helpers/broker.ts';
 import { getStatus, Producer, sendOnce, startDaemon, tempDir, waitFor, waitForStatus, type StatusBody, type TestDaemon } from './helpers/daemon.ts';
 import { metric } from './helpers/metrics.ts';
 import { retained, Subscriber } from './helpers/mqtt-subscriber.ts';
+import { skipWithout } from './helpers/tools.ts';
 
 const skip = MOSQUITTO_SKIP;
 const P = 'pocketpaw-status/testnode';
@@ -343,6 +344,56 @@ describe('MQTT output', { skip }, () => {
     });
     assert.equal(r!.get('pocketpaw-status/envnode/state'), 'idle');
     assert.ok(r!.has('ha/sensor/pocketpaw_status_envnode/agent_state/config'));
+  });
+});
+
+/**
+ * mosquitto with a TLS listener, its certificate signed by a throwaway CA made with openssl (the broker helper speaks
+ * plain MQTT only). Returns the mqtts:// URL and the CA's PEM file.
+ */
+async function tlsBroker(): Promise<{ url: string; ca: string }> {
+  const { execFileSync, spawn } = await import('node:child_process');
+  const { freePort } = await import('./helpers/broker.ts');
+  const dir = tempDir();
+  const f = (name: string) => join(dir, name);
+  const openssl = (...args: string[]) => execFileSync('openssl', args, { stdio: 'pipe' });
+  openssl('req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-keyout', f('ca.key'), '-out', f('ca.pem'), '-days', '2', '-subj', '/CN=pocketpaw test CA');
+  openssl('req', '-newkey', 'rsa:2048', '-nodes', '-keyout', f('server.key'), '-out', f('server.csr'), '-subj', '/CN=127.0.0.1');
+  writeFileSync(f('ext.cnf'), 'subjectAltName=IP:127.0.0.1\n');
+  openssl('x509', '-req', '-in', f('server.csr'), '-CA', f('ca.pem'), '-CAkey', f('ca.key'), '-CAcreateserial', '-out', f('server.pem'), '-days', '2', '-extfile', f('ext.cnf'));
+  const port = await freePort();
+  const lines = [`listener ${port} 127.0.0.1`, `cafile ${f('ca.pem')}`, `certfile ${f('server.pem')}`, `keyfile ${f('server.key')}`, 'allow_anonymous true', 'persistence false', 'log_dest stderr'];
+  if (process.getuid?.() === 0) lines.push('user root');
+  writeFileSync(f('mosquitto.conf'), lines.join('\n') + '\n');
+  const proc = spawn('mosquitto', ['-c', f('mosquitto.conf')], { stdio: ['ignore', 'ignore', 'pipe'] });
+  proc.stderr.resume();
+  cleanups.push(async () => proc.kill('SIGTERM'));
+  const net = await import('node:net');
+  await waitFor(
+    () =>
+      new Promise<boolean>((resolve) => {
+        const socket = net.connect(port, '127.0.0.1', () => {
+          socket.destroy();
+          resolve(true);
+        });
+        socket.once('error', () => resolve(false));
+      }),
+    { what: 'the TLS broker' },
+  );
+  return { url: `mqtts://127.0.0.1:${port}`, ca: f('ca.pem') };
+}
+
+describe('mqtts://', { skip: skip || skipWithout('openssl', 'openssl') }, () => {
+  test('with --mqtt-ca-file the daemon verifies the broker and publishes; without it, one warning pointing at --mqtt-ca-file', async () => {
+    const { url, ca } = await tlsBroker();
+    const d = await daemon(url, ['--mqtt-ca-file', ca]);
+    await waitFor(async () => (await retained(url, [`${P}/state`], { ca: readFileSync(ca) })).get(`${P}/state`) === 'idle', { what: 'state over TLS' });
+    const untrusted = await daemon(url, ['--mqtt-node-id', 'untrusted']);
+    await waitFor(() => untrusted.logs().some((l) => l.level === 40 && /cannot connect/.test(l.msg)), { what: 'the warning' });
+    const warning = untrusted.logs().find((l) => l.level === 40 && /cannot connect/.test(l.msg))!;
+    assert.match(warning.msg, /check --mqtt-ca-file/);
+    assert.equal((await getStatus(untrusted.url)).global.state, 'idle', 'serving all the same');
+    assert.equal(await metric(d.url, 'pocketpaw_status_mqtt_connected'), 1);
   });
 });
 
