@@ -127,6 +127,17 @@ describe('MQTT flags', () => {
   });
 });
 
+describe('reconnection backoff', () => {
+  test('1 s doubling, capped at 30 s, jitter within +-20% and never past the cap', async () => {
+    const { reconnectDelay } = await import('../daemon/mqtt/output.ts');
+    assert.deepEqual([0, 1, 2, 3, 4, 5, 6, 50, 5000].map((a) => reconnectDelay(a, 0.5)), [1000, 2000, 4000, 8000, 16000, 30000, 30000, 30000, 30000]);
+    assert.equal(reconnectDelay(0, 0), 800);
+    assert.ok(reconnectDelay(0, 0.999) < 1200);
+    assert.equal(reconnectDelay(10, 0.999), 30000);
+    assert.equal(reconnectDelay(4, 0.999) <= 30000, true);
+  });
+});
+
 describe('topics', () => {
   test('a session key is one topic level, reversibly: / + # % and unicode are escaped', () => {
     const t = topics('pocketpaw-status/n');

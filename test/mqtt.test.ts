@@ -301,6 +301,12 @@ describe('MQTT output', { skip }, () => {
     const d = await daemon(b, ['--mqtt-username', 'paw', '--mqtt-password-file', passwordFile]);
     await sendOnce(d.socket, start('websocket:unaffected'));
     await waitForStatus(d.url, (s) => s.sessions.length === 1);
+    // Nothing queues while the broker is away: transitions are counted as dropped, not kept.
+    const p = await Producer.connect(d.socket);
+    for (let i = 0; i < 50; i++) p.send({ type: 'tool_start', session_key: 'websocket:unaffected', name: `t${i}` });
+    await waitForStatus(d.url, (s) => s.sessions[0]?.tool_name === 't49');
+    await p.end();
+    assert.ok((await metric(d.url, 'pocketpaw_status_mqtt_transitions_dropped_total', { reason: 'disconnected' })) >= 51);
     // Two refused attempts at least (the broker logs each), and still one warning.
     await waitFor(() => b.log.filter((l) => /not authori[sz]ed|disconnected/i.test(l)).length >= 2, { timeoutMs: 15_000, what: 'two refused attempts' });
     const warnings = d.logs().filter((l) => l.level === 40 && l.msg.startsWith('MQTT'));

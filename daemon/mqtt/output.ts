@@ -104,6 +104,7 @@ class Publisher implements MqttOutput {
   private failing = false;
   private lastError: Error | null = null;
   private attempt = 0;
+  private connectedAt = 0;
   private reconnectTimer: NodeJS.Timeout | null = null;
   private closing: Promise<void> | null = null;
 
@@ -267,7 +268,7 @@ class Publisher implements MqttOutput {
     if (this.closing) return;
     if (this.reconnectTimer) clearTimeout(this.reconnectTimer);
     this.reconnectTimer = null;
-    this.attempt = 0;
+    this.connectedAt = this.deps.store.clock();
     if (this.everConnected) this.stats.reconnects++;
     this.everConnected = true;
     this.stats.connected = true;
@@ -315,6 +316,9 @@ class Publisher implements MqttOutput {
     this.stats.transitionsDropped.disconnected += this.pending.length;
     this.pending = [];
     if (this.closing) return;
+    // The backoff starts over only after a connection that held: one the broker keeps dropping (a duplicate client,
+    // an ACL) is retried, and logged, at most every 30 s like a broker that is down.
+    if (wasConnected && this.deps.store.clock() - this.connectedAt >= RECONNECT_MAX_MS) this.attempt = 0;
     if (!this.failing) {
       this.failing = true;
       const why = describeError(this.lastError);
@@ -330,10 +334,7 @@ class Publisher implements MqttOutput {
 
   private scheduleReconnect(): void {
     if (this.reconnectTimer || this.closing) return;
-    const base = Math.min(RECONNECT_MAX_MS, RECONNECT_FIRST_MS * 2 ** this.attempt);
-    this.attempt++;
-    // A little jitter, so that daemons dropped by the same broker restart do not all come back at the same instant.
-    const delay = Math.min(RECONNECT_MAX_MS, base * (0.8 + 0.4 * Math.random()));
+    const delay = reconnectDelay(this.attempt++, Math.random());
     this.reconnectTimer = setTimeout(() => {
       this.reconnectTimer = null;
       if (this.closing) return;
@@ -369,6 +370,15 @@ class Publisher implements MqttOutput {
     await withDeadline(CLOSE_END_MS, (done) => this.client.end(true, {}, () => done()));
     this.stats.connected = false;
   }
+}
+
+/**
+ * The wait before reconnection attempt `attempt` (0 first): 1 s doubling to 30 s, with a jitter of +-20% (`random` in
+ * [0, 1)) so that daemons dropped by the same broker restart do not all come back at the same instant; never over 30 s.
+ */
+export function reconnectDelay(attempt: number, random: number): number {
+  const base = Math.min(RECONNECT_MAX_MS, RECONNECT_FIRST_MS * 2 ** Math.min(attempt, 16));
+  return Math.min(RECONNECT_MAX_MS, base * (0.8 + 0.4 * random));
 }
 
 function withDeadline(ms: number, start: (done: () => void) => void): Promise<void> {
