@@ -417,7 +417,8 @@ function describeArgError(error: unknown): string {
 
 export function serveHelp(): string {
   const rows = Object.values(SERVE_OPTIONS).map((o: Option<unknown>) => {
-    const left = o.boolean ? (o.negatable ? `--${o.flag}, --no-${o.flag}` : `--${o.flag}`) : `--${o.flag} ${o.arg}`;
+    // A negatable switch's help says what its --no- form does.
+    const left = o.boolean ? `--${o.flag}` : `--${o.flag} ${o.arg}`;
     return `  ${left.padEnd(28)} ${o.help}\n  ${''.padEnd(28)} env ${envNames(o).join(' or ')}; default ${o.defaultText}`;
   });
   return [

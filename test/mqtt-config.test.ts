@@ -123,7 +123,7 @@ describe('MQTT flags', () => {
     assert.equal(noUser.code, 2, noUser.stderr);
     assert.match(noUser.stderr, /systemd credential .*mqtt-password.* no --mqtt-username/);
     const help = await runCli(['serve', '--help']);
-    assert.match(help.stdout, /--ha-discovery, --no-ha-discovery/);
+    assert.match(help.stdout, /--ha-discovery .*--no-ha-discovery turns it off/);
   });
 });
 
