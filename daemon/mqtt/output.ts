@@ -219,7 +219,8 @@ class Publisher implements MqttOutput {
       this.send('summary', t.summary, summary, true);
       this.sentSummary = summary;
     }
-    let sessionsChanged = false;
+    // Sessions are compared first and published after the status: the whole picture goes out before its parts.
+    const sessionMessages: [topic: string, payload: string][] = [];
     for (const s of state.sessions.values()) {
       const sent = this.sentSessions.get(s.key);
       if (sent?.session === s) continue;
@@ -229,21 +230,20 @@ class Publisher implements MqttOutput {
         sent.session = s;
         continue;
       }
-      this.send('session', sessionTopic(t, s.key), rendered.json, true);
+      sessionMessages.push([sessionTopic(t, s.key), rendered.json]);
       this.sentSessions.set(s.key, { session: s, key });
-      sessionsChanged = true;
     }
     for (const key of this.sentSessions.keys()) {
       if (state.sessions.has(key)) continue;
-      this.send('session', sessionTopic(t, key), '', true);
+      sessionMessages.push([sessionTopic(t, key), '']);
       this.sentSessions.delete(key);
-      sessionsChanged = true;
     }
     const status = this.deps.snapshots.render();
-    if (sessionsChanged || status.fingerprint !== this.sentStatus) {
+    if (sessionMessages.length > 0 || status.fingerprint !== this.sentStatus) {
       this.send('status', t.status, status.json, true);
       this.sentStatus = status.fingerprint;
     }
+    for (const [topic, payload] of sessionMessages) this.send('session', topic, payload, true);
   }
 
   private send(kind: MqttTopicKind, topic: string, payload: string, retain: boolean): void {
