@@ -12,6 +12,8 @@ import { getStatus, Producer, sendOnce, startDaemon, tempDir, waitFor, waitForSt
 import { metric } from './helpers/metrics.ts';
 import { retained, Subscriber } from './helpers/mqtt-subscriber.ts';
 import { skipWithout } from './helpers/tools.ts';
+import { MqttAvailability, MqttSummary, sessionKeyFromTopic, TransitionMessage } from '../protocol/mqtt.ts';
+import { AgentStatusResponse, GlobalState, SessionStatus } from '../protocol/snapshot.ts';
 
 const skip = MOSQUITTO_SKIP;
 const P = 'pocketpaw-status/testnode';
@@ -127,6 +129,15 @@ describe('MQTT output', { skip }, () => {
     }
     assert.equal(busy.state_topic, `${P}/summary`);
     assert.equal(busy.value_template, "{{ 'ON' if value_json.busy else 'OFF' }}");
+
+    // Every payload matches its schema in protocol/ (what a consumer, such as the fleet aggregator, validates with).
+    AgentStatusResponse.parse(status);
+    SessionStatus.parse(JSON.parse(r.get(topicA)!));
+    MqttSummary.parse(JSON.parse(r.get(`${P}/summary`)!));
+    MqttAvailability.parse(r.get(`${P}/availability`));
+    GlobalState.parse(r.get(`${P}/state`));
+    for (const m of live.on(`${P}/transitions`)) TransitionMessage.parse(JSON.parse(m.payload));
+    assert.equal(sessionKeyFromTopic(P, topicA), keyA);
 
     // Transitions: every one, in order, with the SSE event's fields; never retained.
     const transitions = live.on(`${P}/transitions`).map((m) => JSON.parse(m.payload) as Record<string, unknown>);

@@ -9,12 +9,13 @@
  *   P/sessions/<key>        one session's object as in the snapshot (retained; an empty retained message clears it)
  *   P/transitions           each transition, as the SSE `transition` event's data (not retained)
  */
-import type { GlobalState } from '../../protocol/snapshot.ts';
+import type { MqttSummary } from '../../protocol/mqtt.ts';
+import { defaultTopicPrefix, MQTT_OFFLINE, MQTT_ONLINE, MQTT_TOPICS, sessionKeyFromTopic, sessionTopic as topicOf } from '../../protocol/mqtt-topics.ts';
 import type { StatusState } from '../state/fold.ts';
 import { globalState } from '../state/snapshot.ts';
 
-export const ONLINE = 'online';
-export const OFFLINE = 'offline';
+export const ONLINE = MQTT_ONLINE;
+export const OFFLINE = MQTT_OFFLINE;
 
 export interface Topics {
   readonly prefix: string;
@@ -30,51 +31,29 @@ export interface Topics {
 export function topics(prefix: string): Topics {
   return {
     prefix,
-    availability: `${prefix}/availability`,
-    state: `${prefix}/state`,
-    status: `${prefix}/status`,
-    summary: `${prefix}/summary`,
-    transitions: `${prefix}/transitions`,
-    sessionsFilter: `${prefix}/sessions/+`,
+    availability: `${prefix}/${MQTT_TOPICS.availability}`,
+    state: `${prefix}/${MQTT_TOPICS.state}`,
+    status: `${prefix}/${MQTT_TOPICS.status}`,
+    summary: `${prefix}/${MQTT_TOPICS.summary}`,
+    transitions: `${prefix}/${MQTT_TOPICS.transitions}`,
+    sessionsFilter: `${prefix}/${MQTT_TOPICS.sessions}/+`,
   };
 }
 
-export function defaultPrefix(nodeId: string): string {
-  return `pocketpaw-status/${nodeId}`;
-}
+export const defaultPrefix = defaultTopicPrefix;
 
-/**
- * A session key in one topic level: encodeURIComponent escapes `/`, `+`, `#` (and `%` itself), so the key can neither
- * add a level nor become a wildcard, and decodeURIComponent gives the key back exactly.
- */
+/** A session's topic (protocol/mqtt-topics.ts: the key is one topic level, reversibly). */
 export function sessionTopic(t: Topics, key: string): string {
-  return `${t.prefix}/sessions/${encodeURIComponent(key)}`;
+  return topicOf(t.prefix, key);
 }
 
 /** The session key of a session topic, or null when the topic is not one (or does not decode). */
 export function sessionKeyOf(t: Topics, topic: string): string | null {
-  const head = `${t.prefix}/sessions/`;
-  if (!topic.startsWith(head)) return null;
-  const level = topic.slice(head.length);
-  if (level === '' || level.includes('/')) return null;
-  try {
-    return decodeURIComponent(level);
-  } catch {
-    return null;
-  }
+  return sessionKeyFromTopic(t.prefix, topic);
 }
 
-export interface Summary {
-  readonly state: GlobalState;
-  /** active or degraded: Home Assistant's "Agent busy". */
-  readonly busy: boolean;
-  readonly active_sessions: number;
-  readonly waiting_for_user: number;
-  /** input + output tokens of the sessions listed now ("Tokens this run"). */
-  readonly tokens: number;
-  readonly tokens_input: number;
-  readonly tokens_output: number;
-}
+/** P/summary (protocol/mqtt.ts MqttSummary). */
+export type Summary = MqttSummary;
 
 export function summaryOf(state: StatusState): Summary {
   let waiting = 0;
