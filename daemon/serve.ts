@@ -16,6 +16,8 @@ import { IngestServer } from './ingest/socket.ts';
 import { IngestStats } from './ingest/stats.ts';
 import type { Logger } from './log.ts';
 import { createMetrics } from './metrics.ts';
+import { StatePersister } from './persist/persister.ts';
+import { loadState, startReconnectGrace } from './persist/restore.ts';
 import { SseHub } from './sse/hub.ts';
 import { SseStats } from './sse/stats.ts';
 import { initialState } from './state/fold.ts';
@@ -43,9 +45,11 @@ export async function startDaemon(config: ServeConfig, log: Logger): Promise<Dae
   const { apiKey, warnings: keyWarnings } = loadStartupKey(config.apiKeyFile, process.env);
   const clock = () => performance.now();
   const startedAt = clock();
+  // Sessions kept from the previous run, before anything can change them (docs/state.md).
+  const saved = await loadState(config.stateDir, config.stateMaxAge * 1000, clock, log);
   const feed = new ChangeFeed();
   const store = new StatusStore(
-    initialState({ maxConcurrent: config.maxConcurrent, errorTtlMs: config.errorTtl * 1000 }),
+    { ...initialState({ maxConcurrent: config.maxConcurrent, errorTtlMs: config.errorTtl * 1000 }), sessions: saved.sessions },
     feed,
     clock,
   );
@@ -69,10 +73,14 @@ export async function startDaemon(config: ServeConfig, log: Logger): Promise<Dae
       minIntervalMs: config.sseMinInterval,
       replay: config.sseReplay,
       writeTimeoutMs: config.sseWriteTimeout * 1000,
+      resume: saved.ids,
     },
     sseStats,
     log,
   );
+  const persister = config.stateDir === null ? null : new StatePersister(feed, config.stateDir, { state: () => store.state, ids: () => hub.position(), clock }, log);
+  await persister?.start();
+  let cancelGrace = () => {};
   const metrics = createMetrics({ ingest: stats, sse: sseStats, state: () => store.state });
   const app = createApp({
     snapshots,
@@ -95,12 +103,16 @@ export async function startDaemon(config: ServeConfig, log: Logger): Promise<Dae
     if (systemd.ingest !== null) await ingest.listenFd(systemd.ingest);
     else await ingest.listenPath(config.socket, config.socketMode, config.socketGroup?.gid ?? null);
     readiness.markIngestBound();
+    // Agents can reconnect from now on: the grace for their restored sessions starts.
+    cancelGrace = startReconnectGrace(store, saved.awaitingAgents, config.reconnectGrace * 1000, log);
     await listenHttp(http, systemd.http !== null ? { fd: systemd.http } : { port: config.port, host: config.host });
     // A socket from systemd may be bound anywhere: check where, before the first request can be read.
     const bound = http.address();
     if (systemd.http !== null && bound !== null && typeof bound === 'object') checkExposure(bound.address, apiKey, config.allowOpen);
   } catch (error) {
     if (http.listening) http.close();
+    cancelGrace();
+    persister?.freeze();
     hub.close();
     store.close();
     await ingest.close();
@@ -118,12 +130,17 @@ export async function startDaemon(config: ServeConfig, log: Logger): Promise<Dae
     (closing ??= (async () => {
       // Readiness fails before anything closes (pitfalls §7): whoever polls /readyz stops counting on this process.
       readiness.startDraining();
+      // The state as it is now is what the next start restores: closing agent connections below would turn their
+      // sessions to error, which a restart should not show.
+      cancelGrace();
+      persister?.freeze();
       // Streams end cleanly first, so clients reconnect to the restarted daemon; then every other connection.
       hub.close();
       const httpClosed = new Promise<void>((resolve) => http.close(() => resolve()));
       http.closeAllConnections();
       await Promise.all([ingest.close(), httpClosed]);
       store.close();
+      await persister?.close();
     })());
 
   return {

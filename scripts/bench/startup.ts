@@ -155,9 +155,9 @@ export async function measureStartup(options: StartupOptions = {}): Promise<Star
     const tsxCli = join(ROOT, 'node_modules/tsx/dist/cli.mjs');
     const variants: Variant[] = [
       { name: 'bare node', args: (port) => ['-e', BARE_SERVER, String(port)] },
-      { name: 'compiled', args: (port, socket) => [file, 'serve', '--port', String(port), '--socket', socket] },
-      { name: 'node --import tsx', args: (port, socket) => ['--import', 'tsx', join(ROOT, 'daemon/cli.ts'), 'serve', '--port', String(port), '--socket', socket] },
-      { name: 'tsx command', args: (port, socket) => [tsxCli, join(ROOT, 'daemon/cli.ts'), 'serve', '--port', String(port), '--socket', socket] },
+      { name: 'compiled', args: (port, socket) => [file, 'serve', '--port', String(port), '--socket', socket, '--state-dir', 'none'] },
+      { name: 'node --import tsx', args: (port, socket) => ['--import', 'tsx', join(ROOT, 'daemon/cli.ts'), 'serve', '--port', String(port), '--socket', socket, '--state-dir', 'none'] },
+      { name: 'tsx command', args: (port, socket) => [tsxCli, join(ROOT, 'daemon/cli.ts'), 'serve', '--port', String(port), '--socket', socket, '--state-dir', 'none'] },
     ];
     // One warm-up start each (file cache), then the runs interleaved so that drift on a busy machine hits all alike.
     for (const v of variants) await startOnce(v, dir);

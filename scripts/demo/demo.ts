@@ -71,7 +71,7 @@ type StartResult = RunningDaemon | { readonly portTaken: true } | { readonly fai
 async function startServe(port: number, socket: string, logFile: string): Promise<StartResult> {
   const env: NodeJS.ProcessEnv = {};
   for (const [name, value] of Object.entries(process.env)) if (!name.startsWith('POCKETPAW_STATUS_')) env[name] = value;
-  const proc = spawn(process.execPath, ['--import', 'tsx', join(ROOT, 'daemon/cli.ts'), 'serve', '--port', String(port), '--socket', socket], {
+  const proc = spawn(process.execPath, ['--import', 'tsx', join(ROOT, 'daemon/cli.ts'), 'serve', '--port', String(port), '--socket', socket, '--state-dir', 'none'], {
     cwd: ROOT,
     env,
     stdio: ['ignore', 'ignore', 'pipe'],
