@@ -8,6 +8,7 @@ import { describe, test } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { EventSource } from 'eventsource';
 import fc from 'fast-check';
+import { defaultStateDir, parseServeConfig } from '../daemon/config.ts';
 import {
   getStatus,
   Producer,
@@ -340,5 +341,27 @@ describe('SSE across a restart', { concurrency: false }, () => {
       es.close();
       await second?.stop();
     }
+  });
+});
+
+describe('state flags', () => {
+  test('--state-dir defaults: systemd, then XDG, then ~/.local/state; none keeps nothing; each flag has its variable', () => {
+    assert.equal(defaultStateDir({ STATE_DIRECTORY: '/var/lib/pocketpaw-status:/var/lib/other', XDG_STATE_HOME: '/x' }), '/var/lib/pocketpaw-status');
+    assert.equal(defaultStateDir({ XDG_STATE_HOME: '/home/u/.state' }), '/home/u/.state/pocketpaw-status');
+    assert.equal(defaultStateDir({ XDG_STATE_HOME: 'relative', HOME: '/home/u' }), '/home/u/.local/state/pocketpaw-status');
+    assert.equal(defaultStateDir({ HOME: '/home/u' }), '/home/u/.local/state/pocketpaw-status');
+    const config = (argv: string[], env: NodeJS.ProcessEnv = {}) => {
+      const c = parseServeConfig(argv, env);
+      assert.notEqual(c, 'help');
+      return c as Exclude<typeof c, 'help'>;
+    };
+    assert.equal(config(['--state-dir', 'none']).stateDir, null);
+    assert.equal(config([], { POCKETPAW_STATUS_STATE_DIR: 'none' }).stateDir, null);
+    assert.equal(config([], { POCKETPAW_STATUS_STATE_DIR: '/srv/s' }).stateDir, '/srv/s');
+    assert.equal(config([]).stateMaxAge, 86_400);
+    assert.equal(config([]).reconnectGrace, 5);
+    assert.equal(config([], { POCKETPAW_STATUS_STATE_MAX_AGE: '3600', POCKETPAW_STATUS_RECONNECT_GRACE: '0' }).stateMaxAge, 3600);
+    assert.throws(() => config(['--state-max-age', '0']), /--state-max-age/);
+    assert.throws(() => config(['--reconnect-grace', 'soon']), /--reconnect-grace/);
   });
 });

@@ -167,7 +167,7 @@ export async function runCli(
   options: { env?: Record<string, string>; timeoutMs?: number; input?: string } = {},
 ): Promise<{ code: number | null; stdout: string; stderr: string }> {
   // `serve` started here keeps no state unless the test gives it a folder (see stateArgs).
-  const cliArgs = args[0] === 'serve' ? [...args, ...stateArgs(args, options.env)] : args;
+  const cliArgs = args[0] === 'serve' ? ['serve', ...stateArgs(args, options.env), ...args.slice(1)] : args;
   const proc = spawn(process.execPath, ['--import', 'tsx', CLI, ...cliArgs], {
     cwd: ROOT,
     env: cleanEnv(options.env),
