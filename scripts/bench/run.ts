@@ -73,6 +73,7 @@ function benches(quick: boolean): Bench[] {
     { name: 'start-up', run: (b) => benchStartup({ bundle: needs(b), runs: quick ? 3 : 7 }) },
     { name: 'memory', run: (b) => benchMemory({ bundle: needs(b), settleMs: quick ? 1000 : 3000 }) },
     { name: 'hook', run: (b) => benchHook({ bundle: needs(b), runs: quick ? 10 : 30 }) },
+    { name: 'state', run: async () => (await import('./state.ts')).benchState({ events: quick ? 300_000 : 1_000_000, rounds: quick ? 1 : 2 }) },
   ];
 }
 
