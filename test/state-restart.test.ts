@@ -2,7 +2,7 @@
  * Issue 17: the status survives a daemon restart. Each test gives its daemons their own state folder.
  */
 import assert from 'node:assert/strict';
-import { existsSync, mkdirSync, watch, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { chmodSync, chownSync, existsSync, mkdirSync, symlinkSync, watch, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, test } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -291,11 +291,19 @@ describe('bad state files: moved aside, logged, start empty, never a crash', { c
     }
   });
 
-  test('a state folder another user may write is refused', async () => {
+  test('a state folder another user may write, owned by another user, or a symlink is refused', async () => {
     const dir = tempDir();
-    const { chmodSync } = await import('node:fs');
     chmodSync(dir, 0o777);
     await assert.rejects(withState(dir), /can be written by others/);
+    const link = join(tempDir(), 'link');
+    symlinkSync(tempDir(), link);
+    await assert.rejects(withState(link), /is not a directory/);
+    if (process.getuid?.() === 0) {
+      // Only root can give a folder away; as another user this case needs no test (the folder is created as ours).
+      const theirs = tempDir();
+      chownSync(theirs, 65534, 65534);
+      await assert.rejects(withState(theirs), /belongs to uid 65534/);
+    }
   });
 
   test('the folder is created 0700', async () => {

@@ -180,9 +180,13 @@ export function decodeState(text: string, clocks: Clocks, maxAgeMs: number): Dec
 
 /** Checks the folder as the socket folder is checked: a real directory, the daemon user's, nobody else may write. */
 export async function prepareStateDir(dir: string): Promise<void> {
-  await mkdir(dir, { recursive: true, mode: 0o700 });
-  const st = await lstat(dir);
   const fix = `; choose another --state-dir, or --state-dir none to keep no state`;
+  try {
+    await mkdir(dir, { recursive: true, mode: 0o700 });
+  } catch (error) {
+    throw new StartupError(`cannot create the state folder ${dir}: ${(error as Error).message}${fix}`);
+  }
+  const st = await lstat(dir);
   if (!st.isDirectory()) throw new StartupError(`the state folder ${dir} is not a directory (a symlink or a file)${fix}`);
   const uid = process.getuid?.();
   if (uid !== undefined && st.uid !== uid) throw new StartupError(`the state folder ${dir} belongs to uid ${st.uid}, not to this daemon's user (uid ${uid})${fix}`);
