@@ -45,6 +45,9 @@ export async function startDaemon(config: ServeConfig, log: Logger): Promise<Dae
   const { apiKey, warnings: keyWarnings } = loadStartupKey(config.apiKeyFile, process.env);
   const clock = () => performance.now();
   const startedAt = clock();
+  // Sockets passed by systemd (socket activation) replace --socket and --host/--port; without them, bind as usual.
+  const systemd = pickSockets(takeListenFds(process.env, process.pid));
+  if (systemd.http === null) checkExposure(config.host, apiKey, config.allowOpen);
   // Sessions kept from the previous run, before anything can change them (docs/state.md).
   const saved = await loadState(config.stateDir, config.stateMaxAge * 1000, clock, log);
   const feed = new ChangeFeed();
@@ -55,9 +58,6 @@ export async function startDaemon(config: ServeConfig, log: Logger): Promise<Dae
   );
   const stats = new IngestStats();
   const ingest = new IngestServer(config, store, stats, log);
-  // Sockets passed by systemd (socket activation) replace --socket and --host/--port; without them, bind as usual.
-  const systemd = pickSockets(takeListenFds(process.env, process.pid));
-  if (systemd.http === null) checkExposure(config.host, apiKey, config.allowOpen);
   for (const warning of keyWarnings) log.warn(warning);
   log.info({ keySource: apiKey.required ? apiKey.source.kind : 'none' }, apiKey.required ? 'the status API needs the API key' : 'no API key: the status API is open to whoever can reach it');
   const readiness = new Readiness();
