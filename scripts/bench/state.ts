@@ -5,7 +5,7 @@
  *
  * Both daemons get the same pre-generated events as the ingest benchmark (ingest.ts), through one producer on a real
  * Unix socket, warmed up first; each is timed from the first write until it rejects a fence line sent after the last
- * event. The runs alternate (off, on, off, on...) and each side's best run counts, which evens out a shared machine.
+ * event. The runs alternate (off, on, on, off, ...) and each side's best run counts, which evens out a shared machine.
  * Afterwards the state file must hold the last event: a run that never wrote cannot pass for a cheap one.
  *
  * Usage: node --import tsx scripts/bench/state.ts [--events N] [--rounds R] [--json]
@@ -21,12 +21,19 @@ import { parseArgs } from 'node:util';
 import { startDaemon, tempDir, waitFor } from '../../test/helpers/daemon.ts';
 import { compared, plain, printFigures, type Figure } from './figure.ts';
 import { generateEvents } from './ingest.ts';
+import { cpuSeconds } from './proc.ts';
 
 const GOAL = 0.95;
 const FENCE = Buffer.from('{"v":99,"type":"fence"}\n');
 
-/** Writes the chunks with backpressure, then the fence; resolves with the seconds until the daemon answered it. */
-async function timed(path: string, chunks: readonly Buffer[]): Promise<number> {
+interface Timed {
+  readonly seconds: number;
+  /** The daemon's CPU time (user + system) over the same span: steadier than wall time on a shared machine. */
+  readonly cpuSeconds: number;
+}
+
+/** Writes the chunks with backpressure, then the fence; measures until the daemon answered it. */
+async function timed(path: string, pid: number, chunks: readonly Buffer[]): Promise<Timed> {
   const socket = net.connect({ path });
   await once(socket, 'connect');
   const answered = new Promise<void>((resolve, reject) => {
@@ -40,25 +47,28 @@ async function timed(path: string, chunks: readonly Buffer[]): Promise<number> {
     });
     socket.once('close', () => reject(new Error('the daemon closed the producer connection')));
   });
+  const cpu0 = cpuSeconds(pid);
   const t0 = performance.now();
   for (const chunk of chunks) if (!socket.write(chunk)) await once(socket, 'drain');
   socket.write(FENCE);
   await answered;
   const seconds = (performance.now() - t0) / 1000;
+  const cpu = cpuSeconds(pid) - cpu0;
   socket.destroy();
-  return seconds;
+  return { seconds, cpuSeconds: cpu };
 }
 
-async function run(stateDir: string | null, warmup: readonly Buffer[], events: readonly Buffer[], nonce: string): Promise<number> {
+async function run(stateDir: string | null, warmup: readonly Buffer[], events: readonly Buffer[], nonce: string): Promise<Timed> {
   const d = await startDaemon({ args: stateDir === null ? [] : ['--state-dir', stateDir] });
   try {
-    await timed(d.socket, warmup);
-    const seconds = await timed(d.socket, events);
+    await timed(d.socket, d.proc.pid!, warmup);
+    const result = await timed(d.socket, d.proc.pid!, events);
+    process.stderr.write(`state bench: state ${stateDir === null ? 'off' : 'on '}: ${result.seconds.toFixed(3)} s, CPU ${result.cpuSeconds.toFixed(3)} s\n`);
     if (stateDir !== null) {
       // The last event reaches the file within about a second: the writer kept up.
       await waitFor(() => readFileSync(join(stateDir, 'state.json'), 'utf8').includes(`done ${nonce}`), { timeoutMs: 10_000, what: 'the state file to hold the last event' });
     }
-    return seconds;
+    return result;
   } finally {
     await d.stop();
   }
@@ -70,15 +80,19 @@ export async function benchState(opts: { events: number; warmup?: number; rounds
   const nonce = `${process.pid}-${Date.now()}`;
   const main = generateEvents(events, nonce);
   const warm = generateEvents(Math.max(100, opts.warmup ?? 200_000), `warm-up ${nonce}`);
-  let off = Infinity;
-  let on = Infinity;
+  const best = (a: Timed, b: Timed): Timed => ({ seconds: Math.min(a.seconds, b.seconds), cpuSeconds: Math.min(a.cpuSeconds, b.cpuSeconds) });
+  let off: Timed = { seconds: Infinity, cpuSeconds: Infinity };
+  let on: Timed = { seconds: Infinity, cpuSeconds: Infinity };
   for (let r = 0; r < rounds; r++) {
-    off = Math.min(off, await run(null, warm.chunks, main.chunks, nonce));
-    on = Math.min(on, await run(tempDir(), warm.chunks, main.chunks, nonce));
+    // Alternating which goes first, so neither side always runs right after the other's daemon stopped.
+    if (r % 2 === 0) off = best(off, await run(null, warm.chunks, main.chunks, nonce));
+    on = best(on, await run(tempDir(), warm.chunks, main.chunks, nonce));
+    if (r % 2 === 1) off = best(off, await run(null, warm.chunks, main.chunks, nonce));
   }
   return [
-    compared('state: ingest events/s with state kept (vs --state-dir none)', events / on, 'events/s', events / off, GOAL),
-    plain('state: ingest events/s, --state-dir none', events / off, 'events/s'),
+    compared('state: ingest events/s with state kept (vs --state-dir none)', events / on.seconds, 'events/s', events / off.seconds, GOAL),
+    compared('state: ingest CPU per event with state kept (vs --state-dir none)', (on.cpuSeconds / events) * 1e6, 'µs', (off.cpuSeconds / events) * 1e6),
+    plain('state: ingest events/s, --state-dir none', events / off.seconds, 'events/s'),
     plain('state: events per timed run (after warm-up)', events, 'events'),
     plain('state: runs per side (the best counts)', rounds, 'runs'),
   ];
