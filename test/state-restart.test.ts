@@ -7,6 +7,7 @@ import { join } from 'node:path';
 import { describe, test } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { EventSource } from 'eventsource';
+import { RawSse } from './helpers/sse.ts';
 import fc from 'fast-check';
 import { defaultStateDir, parseServeConfig } from '../daemon/config.ts';
 import {
@@ -376,5 +377,50 @@ describe('state flags', () => {
     assert.equal(config([], { POCKETPAW_STATUS_STATE_MAX_AGE: '3600', POCKETPAW_STATUS_RECONNECT_GRACE: '0' }).stateMaxAge, 3600);
     assert.throws(() => config(['--state-max-age', '0']), /--state-max-age/);
     assert.throws(() => config(['--reconnect-grace', 'soon']), /--reconnect-grace/);
+  });
+});
+
+describe('Last-Event-ID from before a restart', { concurrency: false }, () => {
+  test('reset only when transitions the client asked for are gone: an older id after a clean restart, any id after a crash', async () => {
+    const dir = tempDir();
+    const first = await withState(dir);
+    const url = `${first.url}/api/v1/agent/status/stream?transitions=1`;
+    const before = await RawSse.open(url);
+    await before.waitFor((s) => s.of('status').length > 0, 'the first status');
+    await sendOnce(first.socket, { type: 'agent_start', session_key: 'cli:r' });
+    await before.waitFor((s) => s.of('transition').length >= 1, 'the first transition');
+    const olderId = before.of('transition')[0]!.id!;
+    await sendOnce(first.socket, { type: 'tool_start', session_key: 'cli:r', name: 'bash' });
+    await before.waitFor((s) => s.of('transition').length >= 2 && s.of('status').some((m) => m.data.includes('tool_running')), 'the second transition');
+    const latestId = before.messages.at(-1)!.id!;
+    before.close();
+    await first.stop('SIGTERM');
+
+    const second = await withState(dir);
+    const streamUrl = `${second.url}/api/v1/agent/status/stream?transitions=1`;
+    try {
+      const current = await RawSse.open(streamUrl, { 'Last-Event-ID': latestId });
+      await current.waitFor((s) => s.of('status').length > 0, 'the snapshot after the restart');
+      assert.equal(current.of('reset').length, 0, 'nothing it saw is lost');
+      assert.match(current.of('status')[0]!.data, /tool_running/);
+      current.close();
+      const older = await RawSse.open(streamUrl, { 'Last-Event-ID': olderId });
+      await older.waitFor((s) => s.of('reset').length > 0 && s.of('status').length > 0, 'a reset, then the snapshot');
+      assert.match(older.of('reset')[0]!.data, /restarted/);
+      older.close();
+    } finally {
+      await second.stop('SIGKILL');
+    }
+    // After a crash the ids issued since the last write are unknown: a new run, and a reset for anyone resuming.
+    const third = await withState(dir);
+    try {
+      const after = await RawSse.open(`${third.url}/api/v1/agent/status/stream?transitions=1`, { 'Last-Event-ID': latestId });
+      await after.waitFor((s) => s.of('reset').length > 0 && s.of('status').length > 0, 'a reset after the crash');
+      assert.notEqual(after.of('status')[0]!.id!.split('-')[0], latestId.split('-')[0], 'a new run');
+      assert.match(after.of('status')[0]!.data, /tool_running/, 'the state itself survived the crash');
+      after.close();
+    } finally {
+      await third.stop();
+    }
   });
 });
