@@ -4,6 +4,8 @@
  * The table below is the single source for parsing, validation, the environment names and `--help`. Every
  * environment variable is `POCKETPAW_STATUS_` plus the flag in capitals with `-` as `_`.
  */
+import { homedir } from 'node:os';
+import { isAbsolute, join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import { checkKeyFile } from './auth/key.ts';
 import { parseOriginList } from './http/cors.ts';
@@ -91,6 +93,17 @@ function bool(raw: string): boolean {
   if (['1', 'true', 'yes', 'on', ''].includes(v)) return true;
   if (['0', 'false', 'no', 'off'].includes(v)) return false;
   throw new ConfigError('expected 1 or 0 (true or false)');
+}
+
+/**
+ * Where the state file lives by default: systemd's StateDirectory= (the first, if it lists several), else the XDG
+ * state folder (only if absolute, as the XDG spec requires), else ~/.local/state.
+ */
+export function defaultStateDir(env: NodeJS.ProcessEnv): string {
+  const systemd = env.STATE_DIRECTORY?.split(':')[0];
+  if (systemd) return systemd;
+  const xdg = env.XDG_STATE_HOME;
+  return join(xdg && isAbsolute(xdg) ? xdg : join(env.HOME || homedir(), '.local', 'state'), 'pocketpaw-status');
 }
 
 // The default lives with the protocol: emitters, `emit` and the hook must find the same socket as `serve`.
@@ -311,6 +324,31 @@ export const SERVE_OPTIONS = {
     defaultText: 'homeassistant',
     default: () => 'homeassistant',
     parse: checked(parseTopicPrefix),
+  }),
+  // --- state kept across restarts (docs/state.md) ---
+  stateDir: option<string | null>({
+    flag: 'state-dir',
+    arg: 'DIR',
+    help: 'folder for the state file that lets sessions survive a restart (created 0700, must be the daemon user\'s own); none keeps nothing',
+    defaultText: '$STATE_DIRECTORY, else $XDG_STATE_HOME/pocketpaw-status, else ~/.local/state/pocketpaw-status',
+    default: defaultStateDir,
+    parse: (raw) => (nonEmpty(raw).trim() === 'none' ? null : resolve(raw)),
+  }),
+  stateMaxAge: option({
+    flag: 'state-max-age',
+    arg: 'SECONDS',
+    help: 'a state file older than this is not restored (it is moved aside); 86400 is a day',
+    defaultText: '86400',
+    default: () => 86_400,
+    parse: positiveSeconds,
+  }),
+  reconnectGrace: option({
+    flag: 'reconnect-grace',
+    arg: 'SECONDS',
+    help: 'after a restart, how long restored sessions of a hello agent wait for it to reconnect before turning error',
+    defaultText: '5',
+    default: () => 5,
+    parse: seconds,
   }),
 } as const;
 

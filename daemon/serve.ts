@@ -17,6 +17,8 @@ import { IngestServer } from './ingest/socket.ts';
 import { IngestStats } from './ingest/stats.ts';
 import type { Logger } from './log.ts';
 import { createMetrics } from './metrics.ts';
+import { StatePersister } from './persist/persister.ts';
+import { loadState, startReconnectGrace } from './persist/restore.ts';
 import { SseHub } from './sse/hub.ts';
 import { SseStats } from './sse/stats.ts';
 import { initialState } from './state/fold.ts';
@@ -46,18 +48,20 @@ export async function startDaemon(config: ServeConfig, log: Logger): Promise<Dae
   const { apiKey, warnings: keyWarnings } = loadStartupKey(config.apiKeyFile, process.env);
   const clock = () => performance.now();
   const startedAt = clock();
+  // Sockets passed by systemd (socket activation) replace --socket and --host/--port; without them, bind as usual.
+  const systemd = pickSockets(takeListenFds(process.env, process.pid));
+  if (systemd.http === null) checkExposure(config.host, apiKey, config.allowOpen);
+  // Sessions kept from the previous run, before anything can change them (docs/state.md).
+  const saved = await loadState(config.stateDir, config.stateMaxAge * 1000, clock, log);
   const feed = new ChangeFeed();
   const store = new StatusStore(
-    initialState({ maxConcurrent: config.maxConcurrent, errorTtlMs: config.errorTtl * 1000 }),
+    { ...initialState({ maxConcurrent: config.maxConcurrent, errorTtlMs: config.errorTtl * 1000 }), sessions: saved.sessions },
     feed,
     clock,
   );
   const stats = new IngestStats();
   const ingest = new IngestServer(config, store, stats, log);
   const pidWatch = new PidWatch(store);
-  // Sockets passed by systemd (socket activation) replace --socket and --host/--port; without them, bind as usual.
-  const systemd = pickSockets(takeListenFds(process.env, process.pid));
-  if (systemd.http === null) checkExposure(config.host, apiKey, config.allowOpen);
   for (const warning of keyWarnings) log.warn(warning);
   const readiness = new Readiness();
 
@@ -72,6 +76,7 @@ export async function startDaemon(config: ServeConfig, log: Logger): Promise<Dae
       minIntervalMs: config.sseMinInterval,
       replay: config.sseReplay,
       writeTimeoutMs: config.sseWriteTimeout * 1000,
+      resume: saved.ids,
     },
     sseStats,
     log,
@@ -92,6 +97,9 @@ export async function startDaemon(config: ServeConfig, log: Logger): Promise<Dae
     const output = mqtt;
     readiness.addOptional('mqtt', () => output.connected);
   }
+  const persister = config.stateDir === null ? null : new StatePersister(feed, config.stateDir, { state: () => store.state, ids: () => hub.position(), clock }, log);
+  await persister?.start();
+  let cancelGrace = () => {};
   const metrics = createMetrics({ ingest: stats, sse: sseStats, state: () => store.state, mqtt: mqtt?.stats ?? null });
   const app = createApp({
     snapshots,
@@ -114,12 +122,18 @@ export async function startDaemon(config: ServeConfig, log: Logger): Promise<Dae
     if (systemd.ingest !== null) await ingest.listenFd(systemd.ingest);
     else await ingest.listenPath(config.socket, config.socketMode, config.socketGroup?.gid ?? null);
     readiness.markIngestBound();
+    // Agents can reconnect from now on: the grace for their restored sessions starts.
+    cancelGrace = startReconnectGrace(store, saved.awaitingAgents, config.reconnectGrace * 1000, log);
+    // Restored sessions of a watched pid that died while the daemon was down turn error now, not a second later.
+    pidWatch.check();
     await listenHttp(http, systemd.http !== null ? { fd: systemd.http } : { port: config.port, host: config.host });
     // A socket from systemd may be bound anywhere: check where, before the first request can be read.
     const bound = http.address();
     if (systemd.http !== null && bound !== null && typeof bound === 'object') checkExposure(bound.address, apiKey, config.allowOpen);
   } catch (error) {
     if (http.listening) http.close();
+    cancelGrace();
+    persister?.freeze();
     hub.close();
     pidWatch.close();
     await mqtt?.close();
@@ -133,7 +147,7 @@ export async function startDaemon(config: ServeConfig, log: Logger): Promise<Dae
   if (systemd.unknown.length > 0) log.warn({ names: systemd.unknown.map((f) => f.name) }, 'ignoring sockets passed by systemd with names other than ingest and http');
   const activated = systemd.ingest !== null || systemd.http !== null ? ' (sockets from systemd)' : '';
   // Once bound: a start that fails (the port or the socket taken) says so in one line and nothing else.
-log.info({ keySource: apiKey.required ? apiKey.source.kind : 'none' }, apiKey.required ? 'the status API needs the API key' : 'no API key: the status API is open to whoever can reach it');
+  log.info({ keySource: apiKey.required ? apiKey.source.kind : 'none' }, apiKey.required ? 'the status API needs the API key' : 'no API key: the status API is open to whoever can reach it');
   log.info({ http: url, socket: socketPath }, `ready: HTTP on ${url}, ingest socket ${socketPath}${activated}`);
 
   let closing: Promise<void> | null = null;
@@ -141,6 +155,10 @@ log.info({ keySource: apiKey.required ? apiKey.source.kind : 'none' }, apiKey.re
     (closing ??= (async () => {
       // Readiness fails before anything closes (pitfalls §7): whoever polls /readyz stops counting on this process.
       readiness.startDraining();
+      // The state as it is now is what the next start restores: closing agent connections below would turn their
+      // sessions to error, which a restart should not show.
+      cancelGrace();
+      persister?.freeze();
       // Streams end cleanly first, so clients reconnect to the restarted daemon; then every other connection.
       hub.close();
       const httpClosed = new Promise<void>((resolve) => http.close(() => resolve()));
@@ -149,6 +167,7 @@ log.info({ keySource: apiKey.required ? apiKey.source.kind : 'none' }, apiKey.re
       await Promise.all([ingest.close(), httpClosed, mqtt?.close()]);
       pidWatch.close();
       store.close();
+      await persister?.close();
     })());
 
   return {

@@ -34,7 +34,7 @@ test('the build is one ESM file that imports nothing but Node built-ins', () => 
 
 test('the bundle runs under plain node: ready, ingests, serves the snapshot, metrics and health, stops on SIGTERM', async () => {
   const socket = join(dir, 'ingest.sock');
-  const proc = spawn(process.execPath, [bundle, 'serve', '--port', '0', '--socket', socket], {
+  const proc = spawn(process.execPath, [bundle, 'serve', '--port', '0', '--socket', socket, '--state-dir', 'none'], {
     cwd: dir,
     env: cleanEnv(),
     stdio: ['ignore', 'ignore', 'pipe'],

@@ -137,7 +137,7 @@ describe('the default socket path', () => {
   async function readySocket(env: Record<string, string>): Promise<string> {
     const base = cleanEnv(env);
     for (const name of ['RUNTIME_DIRECTORY', 'XDG_RUNTIME_DIR']) if (!(name in env)) delete base[name];
-    const proc = spawn(process.execPath, ['--import', 'tsx', CLI, 'serve', '--port', '0'], { cwd: ROOT, env: base, stdio: ['ignore', 'ignore', 'pipe'] });
+    const proc = spawn(process.execPath, ['--import', 'tsx', CLI, 'serve', '--port', '0', '--state-dir', 'none'], { cwd: ROOT, env: base, stdio: ['ignore', 'ignore', 'pipe'] });
     const exited = once(proc, 'exit');
     let stderr = '';
     proc.stderr.setEncoding('utf8').on('data', (d: string) => (stderr += d));

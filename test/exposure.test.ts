@@ -71,7 +71,7 @@ describe('an HTTP socket passed by systemd is checked where it is bound', () => 
     await new Promise<void>((resolve) => server.listen({ host, port: 0 }, resolve));
     const fd = (server as unknown as { _handle: { fd: number } })._handle.fd;
     const socket = join(mkdtempSync(join(dir, 'activated-')), 'ingest.sock');
-    const command = `LISTEN_PID=$$ LISTEN_FDS=1 LISTEN_FDNAMES=http exec "$0" --import tsx "$1" serve --socket "$2"`;
+    const command = `LISTEN_PID=$$ LISTEN_FDS=1 LISTEN_FDNAMES=http exec "$0" --import tsx "$1" serve --socket "$2" --state-dir none`;
     const child = spawn('sh', ['-c', command, process.execPath, CLI, socket], { cwd: ROOT, env: cleanEnv(env), stdio: ['ignore', 'ignore', 'pipe', fd] });
     // The child has its own copy now; ours must not accept the daemon's connections.
     server.close();

@@ -274,7 +274,7 @@ describe('readiness', () => {
 
   test('the daemon stops being ready as the very first step of shutdown, before anything is closed', async () => {
     const dir = tempDir();
-    const config = parseServeConfig(['--socket', join(dir, 'ingest.sock'), '--port', '0'], {}) as ServeConfig;
+    const config = parseServeConfig(['--socket', join(dir, 'ingest.sock'), '--port', '0', '--state-dir', 'none'], {}) as ServeConfig;
     const daemon = await startInProcess(config, createLogger('silent'));
     assert.equal(daemon.ready, true);
     assert.equal((await fetch(`${daemon.url}/readyz`)).status, 200);

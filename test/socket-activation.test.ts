@@ -76,7 +76,7 @@ async function activate(names = 'ingest:http'): Promise<Activated> {
   const port = (tcp.address() as AddressInfo).port;
 
   const script = 'LISTEN_PID=$$; export LISTEN_PID; read -r _; exec "$0" "$@"';
-  const args = ['--import', 'tsx', CLI, 'serve', '--socket', join(dir, 'not-used.sock'), '--port', '0'];
+  const args = ['--import', 'tsx', CLI, 'serve', '--socket', join(dir, 'not-used.sock'), '--port', '0', '--state-dir', 'none'];
   const proc = spawn('/bin/sh', ['-c', script, process.execPath, ...args], {
     cwd: ROOT,
     env: cleanEnv({ LISTEN_FDS: String(names.split(':').length), LISTEN_FDNAMES: names }),
@@ -188,7 +188,7 @@ test('LISTEN_PID naming another process is ignored: the daemon binds --socket an
   const dir = tempDir();
   const socket = join(dir, 'ingest.sock');
   // Descriptors 3 and 4 are not even open: using them would fail, so binding normally is the only way to start.
-  const proc = spawn(process.execPath, ['--import', 'tsx', CLI, 'serve', '--socket', socket, '--port', '0'], {
+  const proc = spawn(process.execPath, ['--import', 'tsx', CLI, 'serve', '--socket', socket, '--port', '0', '--state-dir', 'none'], {
     cwd: ROOT,
     env: cleanEnv({ LISTEN_PID: '1', LISTEN_FDS: '2', LISTEN_FDNAMES: 'ingest:http' }),
     stdio: ['ignore', 'ignore', 'pipe'],

@@ -133,6 +133,11 @@ test('the service runs node directly on the installed bundle, as its own user, h
   assert.equal(s('Group'), 'pocketpaw-status');
   assert.equal(s('RuntimeDirectory'), 'pocketpaw-status');
   assert.equal(s('RuntimeDirectoryPreserve'), 'yes', 'the socket file lives there and must outlive a stop of the service');
+  // The state file (docs/state.md): systemd's StateDirectory= is the daemon's default --state-dir, and writable
+  // under ProtectSystem=strict; 0700 because the daemon refuses a state folder others may write.
+  assert.equal(s('StateDirectory'), 'pocketpaw-status');
+  assert.equal(s('StateDirectoryMode'), '0700');
+  assert.equal(SERVE_OPTIONS.stateDir.default({ STATE_DIRECTORY: `/var/lib/${s('StateDirectory')}` }), '/var/lib/pocketpaw-status');
   assert.equal(s('LoadCredential'), 'status-api-key:/etc/pocketpaw-status/status-api-key');
   assert.equal(s('Restart'), 'on-failure');
   assert.ok(Number(/^(\d+)s$/.exec(s('TimeoutStopSec') ?? '')?.[1]) >= 5, 'TimeoutStopSec covers the daemon\'s 2 s drain with room');

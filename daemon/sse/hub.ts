@@ -17,6 +17,7 @@ import type { Snapshots } from '../state/snapshots.ts';
 import { KEEPALIVE_FRAME, RETRY_FIELD, resetFrame, statusFrame, transitionFrame } from './frames.ts';
 import { TransitionHistory, type HistoryEntry } from './history.ts';
 import { EventIds, parseId } from './ids.ts';
+import type { IdPosition } from '../persist/state-file.ts';
 import type { SseDropReason, SseStats } from './stats.ts';
 
 export interface HubOptions {
@@ -24,6 +25,8 @@ export interface HubOptions {
   readonly minIntervalMs: number;
   readonly replay: number;
   readonly writeTimeoutMs: number;
+  /** Where the ids stood before a clean restart: they continue from there (daemon/persist). */
+  readonly resume?: IdPosition | null;
 }
 
 export interface StreamRequest {
@@ -75,8 +78,12 @@ const KEEPALIVE = Buffer.from(KEEPALIVE_FRAME);
 export class SseHub {
   private readonly clients = new Set<Subscriber>();
   private transitionClients = 0;
-  readonly ids = new EventIds();
+  readonly ids: EventIds;
   private readonly history: TransitionHistory;
+  /** The seq of the last transition event (0: none yet). */
+  private transitionSeq: number;
+  /** The seq of the last transition before a restart: the ones up to it are gone with the previous process. */
+  private readonly lostUpTo: number;
   /** The seq naming the current state: the id of the status event that shows it. */
   private versionSeq: number;
   private pending: HistoryEntry[] = [];
@@ -101,6 +108,11 @@ export class SseHub {
     private readonly stats: SseStats,
     private readonly log: Logger,
   ) {
+    const resume = options.resume ?? null;
+    this.ids = resume ? new EventIds(resume.run, resume.seq) : new EventIds();
+    this.transitionSeq = resume?.transitionSeq ?? 0;
+    // The transitions before a restart are not kept: a client that asks for any of them gets `reset` (replay()).
+    this.lostUpTo = this.transitionSeq;
     this.history = new TransitionHistory(options.replay);
     this.versionSeq = this.ids.next();
     this.wallOffset = Date.now() - clock();
@@ -109,6 +121,11 @@ export class SseHub {
     const sweepMs = Math.min(1000, Math.max(20, Math.min(options.heartbeatMs, options.writeTimeoutMs) / 4));
     this.sweepTimer = setInterval(() => this.sweep(), sweepMs);
     this.sweepTimer.unref();
+  }
+
+  /** Where the ids stand, for the state file. */
+  position(): IdPosition {
+    return { run: this.ids.run, seq: this.ids.last, transitionSeq: this.transitionSeq };
   }
 
   get clientCount(): number {
@@ -173,7 +190,7 @@ export class SseHub {
 
   private onChange(change: Change): void {
     for (const transition of change.transitions) {
-      const entry: HistoryEntry = { seq: this.ids.next(), transition, frame: null };
+      const entry: HistoryEntry = { seq: (this.transitionSeq = this.ids.next()), transition, frame: null };
       this.history.push(entry);
       if (this.transitionClients > 0) this.pending.push(entry);
     }
@@ -282,6 +299,7 @@ export class SseHub {
     let reason: string | null = null;
     if (parsed && parsed.run !== this.ids.run) reason = 'the daemon restarted since that event id; transitions in between are lost';
     else if (!parsed || parsed.seq > this.ids.last) reason = 'that event id was not issued by this daemon';
+    else if (parsed.seq < this.lostUpTo) reason = 'the daemon restarted since that event id; transitions in between are lost';
     else {
       const missed = this.history.since(parsed.seq);
       if (missed === null) reason = `more than ${this.options.replay} transitions happened since that event id; the ones in between are no longer kept`;

@@ -1,6 +1,7 @@
 /**
- * Event ids: `<run>-<seq>`, ASCII. `run` is the daemon's start time in ms, so ids never repeat across restarts and an
- * id from an earlier run is recognisable; `seq` counts up through status and transition events alike, so the ids on
+ * Event ids: `<run>-<seq>`, ASCII. `run` is the start time in ms of the daemon that began the sequence, so ids never
+ * repeat and an id from another run is recognisable. A daemon restored from a cleanly written state file continues
+ * its predecessor's run and seq (daemon/persist), so ids keep increasing across the restart; `seq` counts up through status and transition events alike, so the ids on
  * one stream strictly increase (compare the `seq` parts as numbers).
  */
 export interface ParsedId {
@@ -9,9 +10,10 @@ export interface ParsedId {
 }
 
 export class EventIds {
-  private seq = 0;
-
-  constructor(readonly run: string = String(Date.now())) {}
+  constructor(
+    readonly run: string = String(Date.now()),
+    private seq = 0,
+  ) {}
 
   next(): number {
     return ++this.seq;

@@ -18,6 +18,9 @@ export class StatusStore {
     readonly clock: Clock,
   ) {
     this.current = initial;
+    // A state restored from disk may hold errors whose TTL is still running.
+    const deadline = nextDeadline(initial);
+    if (deadline !== null) this.arm(deadline);
   }
 
   get state(): StatusState {

@@ -55,7 +55,7 @@ export async function startCompiledDaemon(bundle: string, args: readonly string[
   const dir = mkdtempSync(join(tmpdir(), 'pps-bench-daemon-'));
   const socket = join(dir, 'ingest.sock');
   // stdout ignored: a pipe nobody reads could fill up and block the daemon.
-  const proc = spawn(process.execPath, [bundle, 'serve', '--port', '0', '--socket', socket, ...args], {
+  const proc = spawn(process.execPath, [bundle, 'serve', '--port', '0', '--socket', socket, '--state-dir', 'none', ...args], {
     cwd: ROOT,
     env: cleanEnv(),
     stdio: ['ignore', 'ignore', 'pipe'],

@@ -99,6 +99,7 @@ function benches(quick: boolean): Bench[] {
     { name: 'hook', run: (b) => benchHook({ bundle: needs(b), runs: quick ? 3 : 10, repetitions: REPETITIONS }) },
     { name: 'CPU per event', run: (b) => benchScale({ bundle: needs(b), events: quick ? 400 : 2000, repetitions: REPETITIONS }) },
     { name: 'MQTT', run: async () => (await import('./mqtt.ts')).benchMqtt(quick ? { samples: 300, warmup: 50 } : {}) },
+    { name: 'state', run: async () => (await import('./state.ts')).benchState({ events: quick ? 300_000 : 1_000_000, rounds: quick ? 1 : 2 }) },
   ];
 }
 

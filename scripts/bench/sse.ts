@@ -91,7 +91,7 @@ async function startTarget(name: Target['name']): Promise<Target> {
   const socket = join(dir, 'ingest.sock');
   const args =
     name === 'daemon'
-      ? ['--import', 'tsx', join(ROOT, 'daemon/cli.ts'), 'serve', '--port', '0', '--socket', socket, '--sse-min-interval', '0', '--max-sse-clients', '20000']
+      ? ['--import', 'tsx', join(ROOT, 'daemon/cli.ts'), 'serve', '--port', '0', '--socket', socket, '--state-dir', 'none', '--sse-min-interval', '0', '--max-sse-clients', '20000']
       : ['-e', BARE_SERVER, socket, snapshotTemplate()];
   const env = Object.fromEntries(Object.entries(process.env).filter(([k]) => !k.startsWith('POCKETPAW_STATUS_')));
   const proc = spawn(process.execPath, args, { cwd: ROOT, env, stdio: ['ignore', 'ignore', 'pipe'] });

@@ -163,9 +163,9 @@ export async function measureStartup(options: StartupOptions = {}): Promise<Star
     const tsxCli = join(ROOT, 'node_modules/tsx/dist/cli.mjs');
     const bare: Variant = { name: 'bare node', args: (port) => ['-e', BARE_SERVER, String(port)] };
     const variants: (Variant & { readonly key: string })[] = [
-      { key: 'compiled', name: 'compiled', args: (port, socket) => [file, 'serve', '--port', String(port), '--socket', socket] },
-      { key: 'tsx', name: 'node --import tsx', args: (port, socket) => ['--import', 'tsx', join(ROOT, 'daemon/cli.ts'), 'serve', '--port', String(port), '--socket', socket] },
-      { key: 'command', name: 'tsx command', args: (port, socket) => [tsxCli, join(ROOT, 'daemon/cli.ts'), 'serve', '--port', String(port), '--socket', socket] },
+      { key: 'compiled', name: 'compiled', args: (port, socket) => [file, 'serve', '--port', String(port), '--socket', socket, '--state-dir', 'none'] },
+      { key: 'tsx', name: 'node --import tsx', args: (port, socket) => ['--import', 'tsx', join(ROOT, 'daemon/cli.ts'), 'serve', '--port', String(port), '--socket', socket, '--state-dir', 'none'] },
+      { key: 'command', name: 'tsx command', args: (port, socket) => [tsxCli, join(ROOT, 'daemon/cli.ts'), 'serve', '--port', String(port), '--socket', socket, '--state-dir', 'none'] },
     ];
     // One warm-up start each (file cache), then the variants interleaved so that drift on a busy machine hits all alike.
     for (const v of [bare, ...variants]) await startOnce(v, dir);

@@ -76,7 +76,7 @@ type StartResult = RunningDaemon | { readonly portTaken: true } | { readonly fai
 async function startServe(port: number, socket: string, logFile: string, extraArgs: readonly string[]): Promise<StartResult> {
   const env: NodeJS.ProcessEnv = {};
   for (const [name, value] of Object.entries(process.env)) if (!name.startsWith('POCKETPAW_STATUS_')) env[name] = value;
-  const proc = spawn(process.execPath, ['--import', 'tsx', join(ROOT, 'daemon/cli.ts'), 'serve', '--port', String(port), '--socket', socket, ...extraArgs], {
+  const proc = spawn(process.execPath, ['--import', 'tsx', join(ROOT, 'daemon/cli.ts'), 'serve', '--port', String(port), '--socket', socket, '--state-dir', 'none', ...extraArgs], {
     cwd: ROOT,
     env,
     stdio: ['ignore', 'ignore', 'pipe'],

@@ -51,6 +51,15 @@ export function tempDir(): string {
   return dir;
 }
 
+/**
+ * Every daemon a test or benchmark starts keeps no state unless it asks for a folder (`--state-dir` or its variable):
+ * sessions must never carry over from one test to the next, nor from the user's own daemon.
+ */
+export function stateArgs(args: readonly string[], env: Record<string, string> = {}): string[] {
+  const asked = args.some((a) => a === '--state-dir' || a.startsWith('--state-dir=')) || 'POCKETPAW_STATUS_STATE_DIR' in env;
+  return asked || args.includes('--help') || args.includes('-h') ? [] : ['--state-dir', 'none'];
+}
+
 export interface StartOptions {
   args?: string[];
   env?: Record<string, string>;
@@ -72,7 +81,7 @@ export async function startDaemon(options: StartOptions = {}): Promise<TestDaemo
   const dir = tempDir();
   const socket = options.socket ?? join(dir, 'ingest.sock');
   const entry = options.instrumented ? ['--expose-gc', '--import', 'tsx', join(ROOT, 'test/helpers/instrumented.ts')] : ['--import', 'tsx', CLI];
-  const proc = spawn(process.execPath, [...entry, 'serve', '--port', '0', '--socket', socket, ...(options.args ?? [])], {
+  const proc = spawn(process.execPath, [...entry, 'serve', '--port', '0', '--socket', socket, ...stateArgs(options.args ?? [], options.env), ...(options.args ?? [])], {
     cwd: ROOT,
     env: cleanEnv(options.env),
     stdio: ['ignore', 'pipe', 'pipe'],
@@ -157,7 +166,9 @@ export async function runCli(
   args: string[],
   options: { env?: Record<string, string>; timeoutMs?: number; input?: string } = {},
 ): Promise<{ code: number | null; stdout: string; stderr: string }> {
-  const proc = spawn(process.execPath, ['--import', 'tsx', CLI, ...args], {
+  // `serve` started here keeps no state unless the test gives it a folder (see stateArgs).
+  const cliArgs = args[0] === 'serve' ? ['serve', ...stateArgs(args, options.env), ...args.slice(1)] : args;
+  const proc = spawn(process.execPath, ['--import', 'tsx', CLI, ...cliArgs], {
     cwd: ROOT,
     env: cleanEnv(options.env),
     stdio: ['pipe', 'pipe', 'pipe'],
