@@ -7,6 +7,7 @@
 import { parseArgs } from 'node:util';
 import { checkKeyFile } from './auth/key.ts';
 import { parseOriginList } from './http/cors.ts';
+import { parseAllowedHostList } from './http/host.ts';
 import { resolveGroup, type SocketGroup } from './ingest/socket-group.ts';
 import { defaultSocketPath } from '../protocol/socket-path.ts';
 
@@ -158,6 +159,17 @@ export const SERVE_OPTIONS = {
     defaultText: 'none',
     default: () => [],
     parse: checked(parseOriginList),
+  }),
+  // --- hostile input (issue 13) ---
+  allowedHost: option<readonly string[]>({
+    flag: 'allowed-host',
+    arg: 'NAME',
+    multiple: true,
+    env: ['POCKETPAW_STATUS_ALLOWED_HOSTS', 'POCKETPAW_STATUS_ALLOWED_HOST'],
+    help: 'a name (besides IP addresses, localhost and this machine\'s hostname) that HTTP requests may give in Host; others get 421 (DNS rebinding); repeatable; the variable takes a comma-separated list',
+    defaultText: 'none',
+    default: () => [],
+    parse: checked(parseAllowedHostList),
   }),
   maxConcurrent: option({
     flag: 'max-concurrent',
