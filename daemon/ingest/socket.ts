@@ -5,14 +5,15 @@
  * read normally. A long-lived agent (one that sent `hello`) owns the sessions it drives; when its connection closes
  * the store marks them `error` so the status never stays "busy" for an agent that died.
  */
-import { chmodSync, lstatSync, mkdirSync, unlinkSync } from 'node:fs';
-import { dirname } from 'node:path';
+import { chmodSync, lstatSync, mkdirSync, renameSync, rmSync, unlinkSync } from 'node:fs';
+import { dirname, join } from 'node:path';
 import net from 'node:net';
 import type { Logger } from '../log.ts';
 import type { FoldInput, Producer } from '../state/fold.ts';
 import type { StatusStore } from '../state/store.ts';
 import { decodeLine, type RejectReason } from './decode.ts';
 import { LineFramer } from './lines.ts';
+import { checkSocketFolder, socketModeWarning } from './socket-folder.ts';
 import { applySocketGroup } from './socket-group.ts';
 import type { IngestStats } from './stats.ts';
 
@@ -41,7 +42,8 @@ export class IngestServer {
   private readonly server: net.Server;
   private readonly connections = new Set<Connection>();
   private nextProducerId = 1;
-  private ownedPath: string | null = null;
+  /** The socket file this process created, and its identity: only that file is removed on exit. */
+  private owned: { path: string; dev: number; ino: number } | null = null;
 
   constructor(
     private readonly options: IngestOptions,
@@ -56,22 +58,39 @@ export class IngestServer {
     return this.connections.size;
   }
 
-  /** Binds a path: refuses when another daemon answers on it, replaces a stale socket file, applies the mode. */
+  /**
+   * Binds a path: refuses a folder others could write (socket-folder.ts) and a path another daemon answers on,
+   * replaces a stale socket file, applies the mode and group.
+   *
+   * The socket is bound under a private name in the same folder, given its mode and group, then renamed into place:
+   * it never appears at `path` wider than intended, and libuv, which unlinks the name it bound when the server closes,
+   * unlinks that private name, not `path`, which may by then belong to a successor (see close()).
+   */
   async listenPath(path: string, mode: number, gid: number | null = null): Promise<void> {
+    const dir = dirname(path);
+    const firstCreatedDir = mkdirSync(dir, { recursive: true, mode: 0o750 });
+    checkSocketFolder(dir, gid !== null);
+    const wide = socketModeWarning(mode);
+    if (wide !== null) this.log.warn({ socket: path }, wide);
     await clearStaleSocket(path);
-    const firstCreatedDir = mkdirSync(dirname(path), { recursive: true, mode: 0o750 });
+    const staging = join(dir, `.${process.pid}.sock`);
+    // sun_path holds 107 bytes: a path near that limit is bound directly (and may then be unlinked by libuv on exit).
+    const bindAt = Buffer.byteLength(staging) <= Math.max(107, Buffer.byteLength(path)) ? staging : path;
+    if (bindAt !== path) rmSync(bindAt, { force: true }); // left by an earlier process with this pid
     // The umask makes bind() create the socket with the right mode: no window in which it is wider.
     const previous = process.umask(~mode & 0o777);
     try {
       // A deep accept queue: at boot, or after a restart, every agent reconnects at once.
-      await listen(this.server, { path, backlog: Math.max(511, this.options.maxProducers) });
+      await listen(this.server, { path: bindAt, backlog: Math.max(511, this.options.maxProducers) });
     } finally {
       process.umask(previous);
     }
-    this.ownedPath = path;
     // --socket-group: after bind, so the socket only ever goes from narrower (the daemon's group) to the intended group.
-    if (gid !== null) applySocketGroup(path, gid, firstCreatedDir);
-    chmodSync(path, mode);
+    if (gid !== null) applySocketGroup(bindAt, gid, firstCreatedDir);
+    chmodSync(bindAt, mode);
+    if (bindAt !== path) renameSync(bindAt, path);
+    const st = lstatSync(path);
+    this.owned = { path, dev: st.dev, ino: st.ino };
   }
 
   /** Uses a listening socket passed by systemd. Its file belongs to systemd: it is never unlinked here. */
@@ -84,13 +103,17 @@ export class IngestServer {
     const closed = new Promise<void>((resolve) => this.server.close(() => resolve()));
     for (const c of this.connections) c.socket.destroy();
     await closed;
-    if (this.ownedPath) {
+    const owned = this.owned;
+    this.owned = null;
+    if (owned) {
       try {
-        unlinkSync(this.ownedPath);
+        // Only the file this process created: after `rm` and a new daemon on the same path, the file there is the
+        // successor's, and removing it would cut every agent off from a daemon that runs.
+        const st = lstatSync(owned.path);
+        if (st.dev === owned.dev && st.ino === owned.ino) unlinkSync(owned.path);
       } catch {
-        // Already gone (net.Server.close() unlinks it itself on most platforms).
+        // Already gone.
       }
-      this.ownedPath = null;
     }
   }
 
