@@ -6,7 +6,7 @@
 import net from 'node:net';
 import { parseArgs } from 'node:util';
 import { EVENT_TYPES } from '../../protocol/events.ts';
-import { resolveSocketPath } from '../../protocol/socket-path.ts';
+import { resolveSocketPath, untrustedSocketReason } from '../../protocol/socket-path.ts';
 import { decodeLine, decodeObject, type Decoded } from '../ingest/decode.ts';
 import { LineFramer } from '../ingest/lines.ts';
 
@@ -89,6 +89,8 @@ async function run(argv: readonly string[], env: NodeJS.ProcessEnv): Promise<voi
   }
   if (positionals.length > 1) throw new ExitError(2, `expected one event TYPE, got ${positionals.length}: ${positionals.join(' ')}`);
   const socketPath = resolveSocketPath(values.socket, env);
+  const untrusted = untrustedSocketReason(socketPath, env);
+  if (untrusted !== null) throw new ExitError(1, untrusted);
 
   if (positionals.length === 0) {
     const flags = ['session', 'name', 'title', 'message', 'input', 'output'] as const;

@@ -9,7 +9,7 @@
  * here beyond shape: the daemon validates every line anyway.
  */
 import net from 'node:net';
-import { resolveSocketPath } from '../../protocol/socket-path.ts';
+import { resolveSocketPath, untrustedSocketReason } from '../../protocol/socket-path.ts';
 
 /** Whatever happens (a stdin that never closes, a daemon that never reads), the hook is gone after this long. */
 export const HOOK_DEADLINE_MS = 2000;
@@ -107,7 +107,11 @@ async function runClaudeCodeHook(argv: readonly string[]): Promise<void> {
   process.on('unhandledRejection', quit);
   try {
     const event = mapClaudeCodeHook(parse(await readStdin()));
-    if (event) await send(resolveSocketPath(socketFlag(argv)), `${JSON.stringify(event)}\n`);
+    const path = resolveSocketPath(socketFlag(argv));
+    // A default-path socket another user owns is not the daemon: nothing is sent (see protocol/socket-path.ts).
+    const untrusted = untrustedSocketReason(path);
+    if (untrusted !== null) throw new Error(untrusted);
+    if (event) await send(path, `${JSON.stringify(event)}\n`);
   } catch {
     // Nothing to tell anyone: stdout belongs to Claude Code, and a hook's stderr only clutters its transcript.
   }
