@@ -171,6 +171,22 @@ export const SERVE_OPTIONS = {
     default: () => [],
     parse: checked(parseAllowedHostList),
   }),
+  lineTimeout: option({
+    flag: 'line-timeout',
+    arg: 'SECONDS',
+    help: 'close a producer connection that has not completed a line this long after connecting or starting one (hello agents are exempt)',
+    defaultText: '10',
+    default: () => 10,
+    parse: positiveSeconds,
+  }),
+  producerIdleTimeout: option({
+    flag: 'producer-idle-timeout',
+    arg: 'SECONDS',
+    help: 'close a producer connection that has sent nothing this long (hello agents are never closed for idling)',
+    defaultText: '60',
+    default: () => 60,
+    parse: positiveSeconds,
+  }),
   maxConcurrent: option({
     flag: 'max-concurrent',
     arg: 'N',

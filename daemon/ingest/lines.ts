@@ -134,6 +134,11 @@ export class LineFramer {
     this.tailBytes = needed;
   }
 
+  /** Lines ended so far (oversized ones included). */
+  get lineCount(): number {
+    return this.lineNo;
+  }
+
   /** Bytes of an unfinished line are waiting for the rest of it (or an oversized line is being skipped). */
   get pending(): boolean {
     return this.tailBytes > 0 || this.skipping;

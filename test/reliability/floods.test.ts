@@ -11,7 +11,8 @@ import { getStatus, Producer, startDaemon, waitFor } from '../helpers/daemon.ts'
 import { metric } from '../helpers/metrics.ts';
 
 test('1,000 producers at once; --max-producers refuses one more with a line saying why', async () => {
-  const d = await startDaemon({ args: ['--max-producers', '1000'] });
+  // Connecting 1,000 silent producers may take longer than --line-timeout on a loaded machine.
+  const d = await startDaemon({ args: ['--max-producers', '1000', '--line-timeout', '120'] });
   const producers: Producer[] = [];
   try {
     for (let i = 0; i < 1000; i += 100) {

@@ -15,6 +15,8 @@ const BYTES_EACH = 40_000;
 test('64 connections trickling 40,000 bytes each, one byte per write, do not exhaust a 64 MB heap', { timeout: 600_000 }, async () => {
   const d = await startDaemon({
     env: { NODE_OPTIONS: '--max-old-space-size=64' },
+    // The trickle is an unfinished line for a minute or more: keep --line-timeout out of the way (not under test here).
+    args: ['--line-timeout', '600', '--producer-idle-timeout', '600'],
   });
   const sockets: net.Socket[] = [];
   try {
