@@ -96,8 +96,9 @@ export class IngestServer {
     if (wide !== null) this.log.warn({ socket: path }, wide);
     await clearStaleSocket(path);
     const staging = join(dir, `.${process.pid}.sock`);
-    // sun_path holds 107 bytes: a path near that limit is bound directly (and may then be unlinked by libuv on exit).
-    const bindAt = Buffer.byteLength(staging) <= Math.max(107, Buffer.byteLength(path)) ? staging : path;
+    // sun_path holds 107 bytes: a path whose folder is near that limit is bound directly (libuv may then unlink it on
+    // exit even if a successor bound it since).
+    const bindAt = Buffer.byteLength(staging) <= 107 ? staging : path;
     if (bindAt !== path) rmSync(bindAt, { force: true }); // left by an earlier process with this pid
     // The umask makes bind() create the socket with the right mode: no window in which it is wider.
     const previous = process.umask(~mode & 0o777);
@@ -289,7 +290,7 @@ export class IngestServer {
   private reject(conn: Connection, lineNo: number, reason: RejectReason, message: string): void {
     this.stats.rejected[reason]++;
     if (conn.rejected++ === 0) {
-      this.warnings.warn(`rejected_${reason}`, { producer: conn.producer.id, line: lineNo }, 'rejected an event line (further rejects on this connection are summed up when it closes)');
+      this.warnings.warn(`rejected_${reason}`, { producer: conn.producer.id, line: lineNo, reason }, 'rejected an event line (further rejects on this connection are summed up when it closes)');
     }
     const { socket } = conn;
     if (socket.writable && socket.writableLength < REPLY_BUFFER_LIMIT) {

@@ -36,8 +36,9 @@ export class WarningLimiter {
     }
     const suppressed = entry?.suppressed ?? 0;
     this.entries.set(reason, { at: now, suppressed: 0, msg });
-    if (suppressed === 0) this.log.warn({ ...fields, reason }, msg);
-    else this.log.warn({ ...fields, reason, suppressed }, `${msg} (${suppressed} more like it not logged in the ${this.windowMs / 1000} s before)`);
+    // `warning` names the kind of warning (the key it is limited by), so a summary can be matched with its lines.
+    if (suppressed === 0) this.log.warn({ ...fields, warning: reason }, msg);
+    else this.log.warn({ ...fields, warning: reason, suppressed }, `${msg} (${suppressed} more like it not logged in the ${this.windowMs / 1000} s before)`);
   }
 
   /** Logs the counts of windows that ended without another warning to carry them. Call it every second or so. */
@@ -49,7 +50,7 @@ export class WarningLimiter {
         this.entries.delete(reason);
         continue;
       }
-      this.log.warn({ reason, suppressed: entry.suppressed }, `${entry.suppressed} more like this not logged in the last ${this.windowMs / 1000} s: ${entry.msg}`);
+      this.log.warn({ warning: reason, suppressed: entry.suppressed }, `${entry.suppressed} more like this not logged in the last ${this.windowMs / 1000} s: ${entry.msg}`);
       // The summary is this window's one line.
       this.entries.set(reason, { at: now, suppressed: 0, msg: entry.msg });
     }

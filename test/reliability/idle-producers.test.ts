@@ -119,7 +119,7 @@ test('a reconnect loop sending one bad line per connection logs one warning per 
       await p.end();
     }
     const elapsed = Date.now() - started;
-    const warnings = () => d.logs().filter((l) => l.level === 40 && l.reason === 'rejected_invalid_json');
+    const warnings = () => d.logs().filter((l) => l.level === 40 && l.warning === 'rejected_invalid_json');
     // At most one per started window of 10 s (however slow the machine was).
     assert.ok(warnings().length <= Math.ceil(elapsed / 10_000) + 1, `${warnings().length} warnings in ${elapsed} ms`);
     // Once the window is over, what was not logged is counted.
