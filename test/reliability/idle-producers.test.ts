@@ -14,12 +14,12 @@ import { metric } from '../helpers/metrics.ts';
 const closedReply = (p: Producer) => p.replies.map((r) => (JSON.parse(r) as { error: string }).error).find((e) => e.startsWith('connection closed'));
 
 test('connections that never send a byte are closed after --line-timeout, so they cannot lock agents out', async () => {
-  const d = await startDaemon({ args: ['--max-producers', '8', '--line-timeout', '1'] });
+  const d = await startDaemon({ args: ['--max-producers', '8', '--line-timeout', '2'] });
   const silent: Producer[] = [];
   try {
     for (let i = 0; i < 8; i++) silent.push(await Producer.connect(d.socket));
     await Promise.all(silent.map((p) => p.closed));
-    assert.match(closedReply(silent[0]!) ?? '', /no complete line within 1 s \(--line-timeout\)/);
+    assert.match(closedReply(silent[0]!) ?? '', /no complete line within 2 s \(--line-timeout\)/);
     assert.equal(await metric(d.url, 'pocketpaw_status_producers_closed_total', { reason: 'line_timeout' }), 8);
     const agent = await Producer.connect(d.socket);
     agent.send({ type: 'hello', agent: 'real' }, { type: 'agent_start', session_key: 'real:1' });
@@ -53,17 +53,18 @@ test('a line left unfinished is closed after --line-timeout even while bytes kee
 });
 
 test('a quiet connection is closed after --producer-idle-timeout; a hello agent is never closed for idling', async () => {
-  const d = await startDaemon({ args: ['--producer-idle-timeout', '1', '--line-timeout', '1'] });
+  // Timeouts long enough that the agent's hello, sent right after connecting, is read before either could apply.
+  const d = await startDaemon({ args: ['--producer-idle-timeout', '2', '--line-timeout', '10'] });
   try {
     const agent = await Producer.connect(d.socket);
     agent.send({ type: 'hello', agent: 'quiet-agent' }, { type: 'agent_start', session_key: 'agent:1' });
     const quiet = await Producer.connect(d.socket);
     quiet.send({ type: 'agent_start', session_key: 'quiet:1' });
     await quiet.closed;
-    assert.match(closedReply(quiet) ?? '', /nothing sent for 1 s \(--producer-idle-timeout\)/);
+    assert.match(closedReply(quiet) ?? '', /nothing sent for 2 s \(--producer-idle-timeout\)/);
     assert.equal(await metric(d.url, 'pocketpaw_status_producers_closed_total', { reason: 'idle' }), 1);
     // Three idle timeouts later the agent is still connected, and its session was never marked disconnected.
-    await new Promise((r) => setTimeout(r, 3000));
+    await new Promise((r) => setTimeout(r, 6000));
     assert.equal(agent.socket.destroyed, false);
     assert.equal(await metric(d.url, 'pocketpaw_status_producers_connected'), 1);
     await waitForStatus(d.url, (s) => session(s, 'agent:1')?.state === 'thinking', 'the agent\'s session, untouched');
