@@ -9,6 +9,7 @@ import { isAbsolute, join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import { checkKeyFile } from './auth/key.ts';
 import { parseOriginList } from './http/cors.ts';
+import { parseAllowedHostList } from './http/host.ts';
 import { resolveGroup, type SocketGroup } from './ingest/socket-group.ts';
 import { checkCaFile, checkPasswordFile, defaultNodeId, parseMqttUrl, parseNodeId, parseTopicPrefix, redactUrlPassword } from './mqtt/settings.ts';
 import { defaultSocketPath } from '../protocol/socket-path.ts';
@@ -176,6 +177,33 @@ export const SERVE_OPTIONS = {
     defaultText: 'none',
     default: () => [],
     parse: checked(parseOriginList),
+  }),
+  // --- hostile input (issue 13) ---
+  allowedHost: option<readonly string[]>({
+    flag: 'allowed-host',
+    arg: 'NAME',
+    multiple: true,
+    env: ['POCKETPAW_STATUS_ALLOWED_HOSTS', 'POCKETPAW_STATUS_ALLOWED_HOST'],
+    help: 'a name (besides IP addresses, localhost and this machine\'s hostname) that HTTP requests may give in Host; others get 421 (DNS rebinding); repeatable; the variable takes a comma-separated list',
+    defaultText: 'none',
+    default: () => [],
+    parse: checked(parseAllowedHostList),
+  }),
+  lineTimeout: option({
+    flag: 'line-timeout',
+    arg: 'SECONDS',
+    help: 'close a producer connection that has not completed a line this long after connecting or starting one (hello agents are exempt)',
+    defaultText: '10',
+    default: () => 10,
+    parse: positiveSeconds,
+  }),
+  producerIdleTimeout: option({
+    flag: 'producer-idle-timeout',
+    arg: 'SECONDS',
+    help: 'close a producer connection that has sent nothing this long (hello agents are never closed for idling)',
+    defaultText: '60',
+    default: () => 60,
+    parse: positiveSeconds,
   }),
   maxConcurrent: option({
     flag: 'max-concurrent',

@@ -15,7 +15,7 @@ import type { Registry } from 'prom-client';
 import { EVENT_TYPES } from '../protocol/events.ts';
 import { SESSION_STATES, type SessionState } from '../protocol/snapshot.ts';
 import { IGNORE_REASONS, REJECT_REASONS } from './ingest/decode.ts';
-import type { IngestStats } from './ingest/stats.ts';
+import { CLOSE_REASONS, type IngestStats } from './ingest/stats.ts';
 import type { MqttStats } from './mqtt/stats.ts';
 import type { SseStats } from './sse/stats.ts';
 import type { StatusState } from './state/fold.ts';
@@ -122,6 +122,9 @@ function buildRegistry(prom: PromClient, sources: MetricsSources, httpResponses:
   );
   mirroredGauge(prom, registry, 'producers_connected', 'Producer connections open on the ingest socket.', () => ingest.producersConnected);
   mirroredCounter(prom, registry, 'producers_refused_total', 'Producer connections refused by --max-producers.', () => ingest.producersRefused);
+  mirroredCounterByLabel(prom, registry, 'producers_closed_total', 'Producer connections the daemon closed: no complete line within --line-timeout, idle past --producer-idle-timeout, or evicted to make room at --max-producers.', 'reason', () =>
+    CLOSE_REASONS.map((reason) => [reason, ingest.producersClosed[reason]] as const),
+  );
   mirroredCounter(prom, registry, 'error_replies_dropped_total', 'Error answers not written because the producer was not reading them.', () => ingest.repliesDropped);
 
   // --- sessions ---

@@ -9,7 +9,7 @@ import { checkExposure, loadStartupKey } from './auth/exposure.ts';
 import { ConfigError, type ServeConfig } from './config.ts';
 import { ChangeFeed } from './feed/feed.ts';
 import { createApp } from './http/app.ts';
-import { answerClientError } from './http/malformed.ts';
+import { answerClientError, requestErrorResponse } from './http/malformed.ts';
 import { withSecurityHeaders } from './http/security-headers.ts';
 import { Readiness } from './http/health.ts';
 import { PidWatch } from './ingest/pid-watch.ts';
@@ -111,11 +111,12 @@ export async function startDaemon(config: ServeConfig, log: Logger): Promise<Dae
     metrics,
     apiKey,
     corsOrigins: config.corsOrigin,
+    allowedHosts: config.allowedHost,
   });
   const http = createServer(
     // A client that sends half a request is closed after 10 s (Node's default is a minute), checked every second.
     { headersTimeout: 10_000, requestTimeout: 15_000, connectionsCheckingInterval: 1_000 },
-    withSecurityHeaders(getRequestListener(app.fetch)),
+    withSecurityHeaders(getRequestListener(app.fetch, { errorHandler: requestErrorResponse })),
   );
   http.on('clientError', answerClientError);
   try {

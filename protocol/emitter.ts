@@ -18,7 +18,7 @@
 import net from 'node:net';
 import { basename } from 'node:path';
 import type { StatusEventInput } from './events.ts';
-import { resolveSocketPath } from './socket-path.ts';
+import { resolveSocketPath, untrustedSocketReason } from './socket-path.ts';
 
 export interface StatusEmitterOptions {
   /** The ingest socket; default `POCKETPAW_STATUS_SOCKET`, else the same default as `serve`. */
@@ -236,6 +236,17 @@ export class StatusEmitter {
 
   private connect(): void {
     this.retryTimer = null;
+    // A default-path socket another user owns is not the daemon (protocol/socket-path.ts): never connect, say why
+    // once, and look again later (the real daemon may replace it).
+    const untrusted = untrustedSocketReason(this.socketPath);
+    if (untrusted !== null) {
+      if (this.lastRejection !== untrusted) process.emitWarning(untrusted, 'PocketPawStatusWarning');
+      this.lastRejection = untrusted;
+      if (this.closing && this.flushed) return this.flushed();
+      this.retryTimer = setTimeout(() => this.connect(), this.maxBackoffMs);
+      this.retryTimer.unref();
+      return;
+    }
     const socket = net.connect({ path: this.socketPath });
     this.socket = socket;
     if (!this.closing) socket.unref();
@@ -248,7 +259,14 @@ export class StatusEmitter {
       socket.write(this.hello + this.replay());
       this.pump();
     });
-    socket.on('data', (chunk: string) => this.onReplies(chunk));
+    socket.on('data', (chunk: string) => {
+      try {
+        this.onReplies(chunk);
+      } catch {
+        // No answer may stop the emitter: whatever the reader choked on, drop this connection; 'close' reconnects.
+        socket.destroy();
+      }
+    });
     socket.on('drain', () => this.pump());
     // 'close' always follows and decides what to do next.
     socket.on('error', () => {});

@@ -163,6 +163,7 @@ describe('health and metrics over HTTP', () => {
         'error_replies_dropped_total',
         'http_requests_total',
         'lines_rejected_total',
+        'producers_closed_total',
         'producers_connected',
         'producers_refused_total',
         'sessions',
@@ -210,8 +211,12 @@ describe('health and metrics over HTTP', () => {
     assert.equal(value(m, 'pocketpaw_status_sessions', { state: 'tool_running' }), 1);
     assert.equal(value(m, 'pocketpaw_status_sessions', { state: 'thinking' }), 0);
 
-    // --max-producers 2: a third connection is refused and counted.
+    // --max-producers 2: a third connection is refused and counted (both are hello agents: none is closed to make room).
     const second = await Producer.connect(d.socket);
+    const agents = () => d.logs().filter((l) => l.msg === 'agent connected').length;
+    const agentsBefore = agents();
+    second.send({ type: 'hello', agent: 'metrics-test-2' });
+    await waitFor(() => agents() > agentsBefore, { what: 'the second agent\'s hello' });
     const third = await Producer.connect(d.socket);
     await third.closed;
     m = await waitForMetrics(d.url, (s) => value(s, 'pocketpaw_status_producers_refused_total') === refused + 1, 'the refused producer');

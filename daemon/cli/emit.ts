@@ -6,9 +6,10 @@
 import net from 'node:net';
 import { parseArgs } from 'node:util';
 import { EVENT_TYPES } from '../../protocol/events.ts';
-import { resolveSocketPath } from '../../protocol/socket-path.ts';
+import { resolveSocketPath, untrustedSocketReason } from '../../protocol/socket-path.ts';
 import { decodeLine, decodeObject, type Decoded } from '../ingest/decode.ts';
 import { LineFramer } from '../ingest/lines.ts';
+import { clean } from './render.ts';
 
 export const EMIT_USAGE = `Usage: pocketpaw-status emit TYPE --session KEY [--name TOOL] [--title T] [--message M]
                              [--input N --output N] [--socket PATH]
@@ -89,6 +90,8 @@ async function run(argv: readonly string[], env: NodeJS.ProcessEnv): Promise<voi
   }
   if (positionals.length > 1) throw new ExitError(2, `expected one event TYPE, got ${positionals.length}: ${positionals.join(' ')}`);
   const socketPath = resolveSocketPath(values.socket, env);
+  const untrusted = untrustedSocketReason(socketPath, env);
+  if (untrusted !== null) throw new ExitError(1, untrusted);
 
   if (positionals.length === 0) {
     const flags = ['session', 'name', 'title', 'message', 'input', 'output'] as const;
@@ -227,9 +230,10 @@ function open(path: string): Promise<Connection> {
   });
 }
 
+/** The daemon's answer comes from a peer: cleaned as `status` cleans its table, so it cannot drive the terminal. */
 function describeReply(reply: Reply, line: number | null, what = 'line'): string {
-  if (reply.line === null || line === null) return `the daemon answered: ${reply.error}`;
-  return `the daemon rejected ${what} ${line}: ${reply.text}`;
+  if (reply.line === null || line === null) return `the daemon answered: ${clean(reply.error)}`;
+  return `the daemon rejected ${what} ${line}: ${clean(reply.text)}`;
 }
 
 function parseReply(line: string): Reply {

@@ -11,7 +11,7 @@
  */
 import { readFileSync } from 'node:fs';
 import net from 'node:net';
-import { resolveSocketPath } from '../../protocol/socket-path.ts';
+import { resolveSocketPath, untrustedSocketReason } from '../../protocol/socket-path.ts';
 import { turnTokens } from './hook-transcript.ts';
 
 /** Whatever happens (a stdin that never closes, a daemon that never reads), the hook is gone after this long. */
@@ -244,9 +244,13 @@ async function runClaudeCodeHook(argv: readonly string[]): Promise<void> {
   try {
     const payload = parse(await readStdin());
     if (mapClaudeCodeHook(payload).length > 0) {
+      const path = resolveSocketPath(socketFlag(argv));
+      // A default-path socket another user owns is not the daemon: nothing is sent (see protocol/socket-path.ts).
+      const untrusted = untrustedSocketReason(path);
+      if (untrusted !== null) throw new Error(untrusted);
       const tokens = wantsTokens(payload) ? turnTokens(asObject(payload)?.transcript_path) : null;
       const events = mapClaudeCodeHook(payload, { pid: claudeCodePid(), tokens });
-      await send(resolveSocketPath(socketFlag(argv)), events.map((e) => `${JSON.stringify(e)}\n`).join(''));
+      await send(path, events.map((e) => `${JSON.stringify(e)}\n`).join(''));
     }
   } catch {
     // Nothing to tell anyone: stdout belongs to Claude Code, and a hook's stderr only clutters its transcript.

@@ -123,6 +123,15 @@ export function clean(value: string): string {
   return value.replace(CONTROL, (c) => (c === '\n' || c === '\r' || c === '\t' ? ' ' : '?'));
 }
 
+/**
+ * JSON for a terminal: JSON.stringify escapes C0 controls but writes DEL, C1 controls (0x9b is a one-byte CSI) and
+ * the bidirectional overrides raw. Those are written as \uXXXX escapes instead: the same data, nothing a terminal
+ * acts on.
+ */
+export function terminalJson(value: unknown, indent?: number): string {
+  return JSON.stringify(value, null, indent).replace(/[\u007f-\u009f\u202a-\u202e\u2066-\u2069]/g, (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`);
+}
+
 /** East Asian wide and fullwidth ranges and the common emoji blocks take two cells; combining marks none. */
 const WIDE: readonly (readonly [number, number])[] = [
   [0x1100, 0x115f],

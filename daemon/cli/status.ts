@@ -5,7 +5,7 @@
  */
 import { parseArgs } from 'node:util';
 import * as z from 'zod/mini';
-import { renderStatus, type RenderableSnapshot } from './render.ts';
+import { clean, renderStatus, terminalJson, type RenderableSnapshot } from './render.ts';
 import { openSse, type SseStream } from './sse-client.ts';
 
 export const DEFAULT_URL = 'http://127.0.0.1:8780';
@@ -149,7 +149,7 @@ async function once(o: Options): Promise<void> {
   if (response.status === 403) throw keyRejected(o);
   if (response.status !== 200) throw unexpected(o, `HTTP ${response.status}${excerpt(body)}`);
   const snapshot = parseSnapshot(o, body);
-  process.stdout.write(o.json ? `${JSON.stringify(JSON.parse(body), null, 2)}\n` : renderStatus(snapshot, { color: o.color }));
+  process.stdout.write(o.json ? `${terminalJson(JSON.parse(body), 2)}\n` : renderStatus(snapshot, { color: o.color }));
 }
 
 async function watch(o: Options): Promise<void> {
@@ -222,7 +222,7 @@ interface Display {
 /** NDJSON for pipes: one compact snapshot per line, nothing else. */
 function jsonDisplay(): Display {
   return {
-    show: (_snapshot, data) => process.stdout.write(`${JSON.stringify(JSON.parse(data))}\n`),
+    show: (_snapshot, data) => process.stdout.write(`${terminalJson(JSON.parse(data))}\n`),
     lost: () => {},
     stop: () => {},
   };
@@ -333,9 +333,9 @@ function describeNetworkError(error: unknown): string {
   return cause?.message ?? (error instanceof Error ? error.message : String(error));
 }
 
-/** The first line of a body, short and without control characters, for an error message. */
+/** The start of a body, short and cleaned as the table is (no control or bidi characters), for an error message. */
 function excerpt(body: string): string {
-  const text = body.replace(/[\u0000-\u001f\u007f-\u009f]+/g, ' ').trim();
+  const text = clean(body).trim();
   if (text === '') return '';
   return `: ${text.length > 200 ? `${text.slice(0, 200)}...` : text}`;
 }

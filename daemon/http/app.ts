@@ -11,6 +11,7 @@ import type { Snapshots } from '../state/snapshots.ts';
 import { authMiddleware } from './auth.ts';
 import { corsMiddleware } from './cors.ts';
 import { jsonError } from './errors.ts';
+import { hostMiddleware } from './host.ts';
 import { rejectMalformedUrl } from './malformed.ts';
 import { filterFromQuery } from './filter.ts';
 import { LIVEZ_PATH, READYZ_PATH, registerHealthRoutes, type Readiness } from './health.ts';
@@ -35,6 +36,8 @@ export interface AppDeps {
   readonly apiKey: ApiKey;
   /** `--cors-origin`: the origins whose pages may read the API. */
   readonly corsOrigins: readonly string[];
+  /** `--allowed-host`: names answered besides IP literals, localhost and this machine's hostname. */
+  readonly allowedHosts: readonly string[];
 }
 
 export function createApp(deps: AppDeps): Hono<NodeEnv> {
@@ -44,6 +47,8 @@ export function createApp(deps: AppDeps): Hono<NodeEnv> {
   // --- middleware ---
   // First, so that every response is counted, those refused by later middleware included.
   app.use(deps.metrics.httpMiddleware);
+  // Before anything reads the request: a page that rebound its name to this machine gets nothing but a 421.
+  app.use(hostMiddleware(deps.allowedHosts));
   app.use(rejectMalformedUrl);
   // Sets its headers before next(): the SSE route copies them when it takes over the response (stream.ts). The
   // headers every response carries are set beneath Hono, on Node's response (security-headers.ts).

@@ -1,8 +1,10 @@
 /**
  * Requests that cannot be understood get a JSON 400 (or 431), like every other error of this API.
  *
- * Two layers: Node's HTTP parser rejects broken request lines and oversized headers before any route runs
- * (`clientError`); percent-encoding that does not decode is caught by middleware, since Hono would pass it on raw.
+ * Three layers: Node's HTTP parser rejects broken request lines and oversized headers before any route runs
+ * (`clientError`); @hono/node-server refuses requests it cannot turn into a URL (`Host: a:99999`, the target `*`,
+ * HTTP/1.0 without `Host`: `requestErrorResponse`); percent-encoding that does not decode is caught by middleware,
+ * since Hono would pass it on raw. The first two never reach Hono, so /metrics does not count them.
  */
 import type { MiddlewareHandler } from 'hono';
 import type { Socket } from 'node:net';
@@ -27,6 +29,19 @@ const PARSER_ERRORS: Record<string, [number, string, string]> = {
   HPE_HEADER_OVERFLOW: [431, 'Request Header Fields Too Large', 'Request headers (or the URL) are too large'],
   HPE_URI_TOO_LONG: [414, 'URI Too Long', 'The URL is too long'],
 };
+
+/**
+ * For getRequestListener's `errorHandler`: a request @hono/node-server could not build (a `RequestError`) gets a JSON
+ * 400 instead of its empty one; anything else thrown before Hono answered is a 500, in JSON too.
+ */
+export function requestErrorResponse(error: unknown): Response {
+  const requestError = error instanceof Error && error.name === 'RequestError';
+  const why = requestError ? error.message.replace(/^./, (c) => c.toLowerCase()) : '';
+  const [status, detail] = requestError
+    ? [400, `Malformed HTTP request: ${why}; send an origin-form target (/path) and a Host header of host[:port]`]
+    : [500, 'Internal Server Error'];
+  return new Response(JSON.stringify({ detail }), { status, headers: { 'Content-Type': 'application/json', Connection: 'close' } });
+}
 
 /** For `server.on('clientError')`: answers in JSON where the socket can still take an answer, then closes it. */
 export function answerClientError(error: NodeJS.ErrnoException, socket: Socket): void {

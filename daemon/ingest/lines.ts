@@ -22,8 +22,15 @@ export interface LineSink {
 const LF = 0x0a;
 const CR = 0x0d;
 
+/** The first allocation for an unterminated tail; it doubles as the line grows (up to the cap). */
+const MIN_TAIL_BYTES = 256;
+
 export class LineFramer {
-  private tail: Buffer[] = [];
+  /**
+   * The unterminated end of the line being read: one buffer grown by doubling, not one Buffer per read. A producer
+   * trickling one byte per read would otherwise cost a Buffer object (about 110 bytes of heap) per byte.
+   */
+  private tail: Buffer | null = null;
   private tailBytes = 0;
   private skipping = false;
   private lineNo = 0;
@@ -44,8 +51,8 @@ export class LineFramer {
         this.skipping = false;
       } else {
         const piece = chunk.subarray(0, nl);
-        const line = Buffer.concat([...this.tail, piece], this.tailBytes + piece.length);
-        this.tail = [];
+        const line = Buffer.concat([this.tail!.subarray(0, this.tailBytes), piece], this.tailBytes + piece.length);
+        this.tail = null;
         this.tailBytes = 0;
         this.deliver(line, 0, line.length, false);
       }
@@ -88,8 +95,8 @@ export class LineFramer {
   end(): void {
     if (this.tailBytes > 0) {
       this.lineNo++;
-      const line = Buffer.concat(this.tail, this.tailBytes);
-      this.tail = [];
+      const line = this.tail!.subarray(0, this.tailBytes);
+      this.tail = null;
       this.tailBytes = 0;
       this.deliver(line, 0, line.length, false);
     }
@@ -106,15 +113,34 @@ export class LineFramer {
     if (this.skipping) return;
     const size = chunk.length - start;
     // +1 leaves room for the `\r` of a `\r\n` ending that may complete a line of exactly maxLineBytes.
-    if (this.tailBytes + size > this.maxLineBytes + 1) {
-      this.tail = [];
+    const needed = this.tailBytes + size;
+    if (needed > this.maxLineBytes + 1) {
+      this.tail = null;
       this.tailBytes = 0;
       this.skipping = true;
       this.sink.oversized(this.lineNo + 1);
       return;
     }
-    // Copy: a view would pin the whole socket chunk in memory until the line completes.
-    this.tail.push(Buffer.from(chunk.subarray(start)));
-    this.tailBytes += size;
+    // Copied into our own buffer: a view would pin the whole socket chunk in memory until the line completes.
+    if (this.tail === null || this.tail.length < needed) {
+      let capacity = Math.max(MIN_TAIL_BYTES, this.tail?.length ?? 0);
+      while (capacity < needed) capacity *= 2;
+      // Never past the cap (+1 for the `\r`): growth stops where an oversized line would be dropped anyway.
+      const grown = Buffer.allocUnsafeSlow(Math.min(capacity, this.maxLineBytes + 1));
+      if (this.tail !== null) this.tail.copy(grown, 0, 0, this.tailBytes);
+      this.tail = grown;
+    }
+    chunk.copy(this.tail, this.tailBytes, start);
+    this.tailBytes = needed;
+  }
+
+  /** Lines ended so far (oversized ones included). */
+  get lineCount(): number {
+    return this.lineNo;
+  }
+
+  /** Bytes of an unfinished line are waiting for the rest of it (or an oversized line is being skipped). */
+  get pending(): boolean {
+    return this.tailBytes > 0 || this.skipping;
   }
 }

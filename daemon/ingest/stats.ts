@@ -2,6 +2,10 @@
 import { EVENT_TYPES, type EventType } from '../../protocol/events.ts';
 import { IGNORE_REASONS, REJECT_REASONS, type IgnoreReason, type RejectReason } from './decode.ts';
 
+/** Why the daemon closed a producer connection (issue 13): see socket.ts sweep() and accept(). */
+export const CLOSE_REASONS = ['line_timeout', 'idle', 'evicted'] as const;
+export type CloseReason = (typeof CLOSE_REASONS)[number];
+
 export class IngestStats {
   /**
    * By type, in a Map to one mutable counter each: the type of a parsed line is a fresh string, and indexing an object
@@ -14,6 +18,8 @@ export class IngestStats {
   producersRefused = 0;
   /** Error answers not written because the producer was not reading them. */
   repliesDropped = 0;
+  /** Producer connections the daemon closed, by reason. */
+  readonly producersClosed = Object.fromEntries(CLOSE_REASONS.map((r) => [r, 0])) as Record<CloseReason, number>;
 
   countEvent(type: EventType): void {
     this.eventCounters.get(type)!.count++;

@@ -38,7 +38,7 @@ describe('broken HTTP clients', () => {
   after(() => d.stop());
 
   test('headers over the limit: 431 with a JSON body', async () => {
-    const { answer } = raw(d.url, `GET /api/v1/agent/status HTTP/1.1\r\nHost: x\r\nX-Big: ${'a'.repeat(40_000)}\r\n\r\n`);
+    const { answer } = raw(d.url, `GET /api/v1/agent/status HTTP/1.1\r\nHost: localhost\r\nX-Big: ${'a'.repeat(40_000)}\r\n\r\n`);
     const r = jsonBodyOf(await answer);
     assert.equal(r.status, 431);
     assert.match(r.contentType, /application\/json/);
@@ -48,8 +48,8 @@ describe('broken HTTP clients', () => {
   test('a malformed request line, URL or query: 400 with a JSON body', async () => {
     for (const request of [
       'GARBAGE\r\n\r\n',
-      'GET /api/v1/agent/status?session=%E0%A4%A HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n',
-      'GET /%%zz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n',
+      'GET /api/v1/agent/status?session=%E0%A4%A HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n',
+      'GET /%%zz HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n',
     ]) {
       const r = jsonBodyOf(await raw(d.url, request).answer);
       assert.equal(r.status, 400, request);
@@ -60,9 +60,9 @@ describe('broken HTTP clients', () => {
 
   test('1 MB sent to GET routes is answered or closed; other requests carry on', async () => {
     const body = Buffer.alloc(1024 * 1024, 'x');
-    const withBody = raw(d.url, Buffer.concat([Buffer.from(`GET /api/v1/agent/status HTTP/1.1\r\nHost: x\r\nContent-Length: ${body.length}\r\nConnection: close\r\n\r\n`), body]));
-    const longUrl = raw(d.url, `GET /api/v1/agent/status?session=${'a'.repeat(1024 * 1024)} HTTP/1.1\r\nHost: x\r\n\r\n`);
-    const streamWithBody = raw(d.url, Buffer.concat([Buffer.from(`GET ${STREAM} HTTP/1.1\r\nHost: x\r\nContent-Length: ${body.length}\r\n\r\n`), body]));
+    const withBody = raw(d.url, Buffer.concat([Buffer.from(`GET /api/v1/agent/status HTTP/1.1\r\nHost: localhost\r\nContent-Length: ${body.length}\r\nConnection: close\r\n\r\n`), body]));
+    const longUrl = raw(d.url, `GET /api/v1/agent/status?session=${'a'.repeat(1024 * 1024)} HTTP/1.1\r\nHost: localhost\r\n\r\n`);
+    const streamWithBody = raw(d.url, Buffer.concat([Buffer.from(`GET ${STREAM} HTTP/1.1\r\nHost: localhost\r\nContent-Length: ${body.length}\r\n\r\n`), body]));
     assert.equal((await getStatus(d.url)).global.state, 'idle', 'the daemon answers others meanwhile');
     assert.match(await withBody.answer, /^HTTP\/1\.1 200 /);
     assert.match(await longUrl.answer, /^HTTP\/1\.1 431 /);
@@ -71,7 +71,7 @@ describe('broken HTTP clients', () => {
   });
 
   test('a request that stops half-way delays nobody and is closed by the server', async () => {
-    const stalled = raw(d.url, 'GET /api/v1/agent/status HTTP/1.1\r\nHost: x\r\nX-Half');
+    const stalled = raw(d.url, 'GET /api/v1/agent/status HTTP/1.1\r\nHost: localhost\r\nX-Half');
     for (let i = 0; i < 20; i++) assert.equal((await getStatus(d.url)).global.state, 'idle');
     const answer = await stalled.answer; // the headers timeout closes it
     if (answer !== '') assert.match(answer, /^HTTP\/1\.1 408 /);

@@ -10,15 +10,22 @@ import { AgentStatusResponse } from '../../protocol/snapshot.ts';
 import { getStatus, Producer, startDaemon, waitFor } from '../helpers/daemon.ts';
 import { metric } from '../helpers/metrics.ts';
 
-test('1,000 producers at once; --max-producers refuses one more with a line saying why', async () => {
+test('1,000 agents at once; --max-producers refuses one more with a line saying why', async () => {
   const d = await startDaemon({ args: ['--max-producers', '1000'] });
   const producers: Producer[] = [];
+  // Agents (hello): at the limit a newcomer would otherwise take the place of the longest-idle non-agent connection.
+  const agent = async () => {
+    const p = await Producer.connect(d.socket);
+    p.send({ type: 'hello', agent: 'flood' });
+    return p;
+  };
   try {
     for (let i = 0; i < 1000; i += 100) {
-      producers.push(...(await Promise.all(Array.from({ length: 100 }, () => Producer.connect(d.socket)))));
+      producers.push(...(await Promise.all(Array.from({ length: 100 }, agent))));
       await waitFor(async () => (await metric(d.url, 'pocketpaw_status_producers_connected')) === producers.length);
     }
     await waitFor(async () => (await metric(d.url, 'pocketpaw_status_producers_connected')) === 1000, { what: '1,000 producers' });
+    await waitFor(() => d.logs().filter((l) => l.msg === 'agent connected').length === 1000, { what: '1,000 hellos', timeoutMs: 30_000 });
     const extra = await Producer.connect(d.socket);
     await extra.closed;
     assert.equal(extra.replies.length, 1);

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import collections
 import json
+import logging
 import os
 import select
 import socket
@@ -50,6 +51,7 @@ _PROTOCOL_FIELDS = (
 # As the daemon's MAX_OPEN_CALLS: calls never closed cannot grow the mirror without bound.
 _MAX_OPEN_CALLS = 64
 _CUT_TEXT = 1000
+_log = logging.getLogger("pocketpaw_status")
 
 
 def default_socket_path(env: Optional[Mapping[str, str]] = None) -> str:
@@ -80,6 +82,8 @@ class StatusEmitter:
     ) -> None:
         env_path = os.environ.get(SOCKET_ENV, "").strip()
         self.socket_path = socket_path or env_path or default_socket_path()
+        # Only the default path is checked for its owner (see _untrusted_reason): an explicit one is the user's choice.
+        self._check_owner = self.socket_path == default_socket_path()
         hello: Dict[str, Any] = {"type": "hello", "agent": agent or _default_agent_name()}
         if version is not None:
             hello["version"] = version
@@ -248,6 +252,13 @@ class StatusEmitter:
                     pass
 
     def _connect(self) -> Optional[socket.socket]:
+        reason = _untrusted_reason(self.socket_path) if self._check_owner else None
+        if reason is not None:
+            with self._lock:
+                new, self._last_error = self._last_error != reason, reason
+            if new:
+                _log.warning("%s", reason)
+            return None
         sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
         try:
             sock.settimeout(_CONNECT_TIMEOUT)
@@ -301,7 +312,10 @@ class StatusEmitter:
                     return False
                 if not data:
                     return False  # the daemon went away; reconnect
-                tail = self._replies(tail + data)
+                try:
+                    tail = self._replies(tail + data)
+                except Exception:  # noqa: BLE001 - no reply may stop the emitter (100,000 "[" raise RecursionError)
+                    return False  # drop this connection; the loop reconnects
 
     def _replay(self) -> bytes:
         """The lines that rebuild every live session (call with the lock held)."""
@@ -351,6 +365,26 @@ class StatusEmitter:
                     pass
         except OSError:
             time.sleep(min(seconds, 0.05))
+
+
+def _untrusted_reason(path: str) -> Optional[str]:
+    """Why not to connect to the default socket, or None: its folder or file belongs to a uid other than ours or
+    root, so another user may have created /tmp/pocketpaw-status-<uid> first to read what agents send."""
+    uid = os.getuid() if hasattr(os, "getuid") else None
+    if uid is None:
+        return None
+    for what, target in (("folder", os.path.dirname(path)), ("file", path)):
+        try:
+            owner = os.lstat(target).st_uid
+        except OSError:
+            return None  # absent: nothing to connect to
+        if owner not in (uid, 0):
+            return (
+                "not connecting to %s: the socket %s %s belongs to uid %d, not to this user (uid %d) or root, so "
+                "another user may be posing as the daemon to read what agents send; remove it and restart the "
+                "daemon, or set %s to the daemon's socket" % (path, what, target, owner, uid, SOCKET_ENV)
+            )
+    return None
 
 
 def _encode(event: Mapping[str, Any]) -> bytes:
