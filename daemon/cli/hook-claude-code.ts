@@ -9,10 +9,18 @@
  * the build gives it a bundle of its own (dist/hook.js). Nothing is validated
  * here beyond shape: the daemon validates every line anyway.
  */
-import { readFileSync } from 'node:fs';
+import { appendFileSync, mkdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import net from 'node:net';
+import { homedir } from 'node:os';
+import { join } from 'node:path';
 import { resolveSocketPath, untrustedSocketReason } from '../../protocol/socket-path.ts';
 import { turnTokens } from './hook-transcript.ts';
+
+/** The hook's own log never grows past about this: past it, it starts afresh. */
+const HOOK_LOG_BYTES = 64 * 1024;
+
+/** A socket the hook will not write to; the reason goes to the hook's log, never to Claude Code. */
+class RefusedSocket extends Error {}
 
 /** Whatever happens (a stdin that never closes, a daemon that never reads), the hook is gone after this long. */
 export const HOOK_DEADLINE_MS = 2000;
@@ -247,15 +255,35 @@ async function runClaudeCodeHook(argv: readonly string[]): Promise<void> {
       const path = resolveSocketPath(socketFlag(argv));
       // A default-path socket another user owns is not the daemon: nothing is sent (see protocol/socket-path.ts).
       const untrusted = untrustedSocketReason(path);
-      if (untrusted !== null) throw new Error(untrusted);
+      if (untrusted !== null) throw new RefusedSocket(untrusted);
       const tokens = wantsTokens(payload) ? turnTokens(asObject(payload)?.transcript_path) : null;
       const events = mapClaudeCodeHook(payload, { pid: claudeCodePid(), tokens });
       await send(path, events.map((e) => `${JSON.stringify(e)}\n`).join(''));
     }
-  } catch {
-    // Nothing to tell anyone: stdout belongs to Claude Code, and a hook's stderr only clutters its transcript.
+  } catch (error) {
+    // stdout belongs to Claude Code, and a hook's stderr only clutters its transcript: a refused socket (somebody
+    // else's) is said in the hook's own log; a daemon that is not running is no news worth a line per tool call.
+    if (error instanceof RefusedSocket) writeHookLog(error.message);
   }
   quit();
+}
+
+/** `$XDG_STATE_HOME/pocketpaw-status/hook.log` (else under ~/.local/state): private to the user, and bounded. */
+export function hookLogPath(env: NodeJS.ProcessEnv = process.env): string {
+  return join(env.XDG_STATE_HOME || join(homedir(), '.local', 'state'), 'pocketpaw-status', 'hook.log');
+}
+
+function writeHookLog(message: string): void {
+  const file = hookLogPath();
+  const line = `${new Date().toISOString()} hook claude-code: ${message}\n`;
+  try {
+    mkdirSync(join(file, '..'), { recursive: true, mode: 0o700 });
+    const size = statSync(file, { throwIfNoEntry: false })?.size ?? 0;
+    if (size + line.length > HOOK_LOG_BYTES) writeFileSync(file, line, { mode: 0o600 });
+    else appendFileSync(file, line, { mode: 0o600 });
+  } catch {
+    // No log to be had (a read-only home): the hook still stays silent.
+  }
 }
 
 /**

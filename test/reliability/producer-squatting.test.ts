@@ -9,7 +9,7 @@
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import { once } from 'node:events';
-import { chmodSync, chownSync, mkdirSync } from 'node:fs';
+import { chmodSync, chownSync, mkdirSync, readFileSync } from 'node:fs';
 import net from 'node:net';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
@@ -95,14 +95,18 @@ describe('producers refuse a default-path socket another user owns', { skip: nee
     }
   });
 
-  test('the Claude Code hook: exit 0, nothing on stdout or stderr, nothing sent', async () => {
+  test('the Claude Code hook: exit 0, nothing on stdout or stderr, nothing sent; the reason is in its log', async () => {
     const before = squat.fake.connections;
+    const state = tempDir();
     const payload = JSON.stringify({ hook_event_name: 'UserPromptSubmit', session_id: 's1', prompt: 'a private prompt' });
-    const res = await runCli(['hook', 'claude-code'], { env: producerEnv(squat.xdg), input: payload });
+    const res = await runCli(['hook', 'claude-code'], { env: { ...producerEnv(squat.xdg), XDG_STATE_HOME: state }, input: payload });
     assert.equal(res.code, 0);
     assert.equal(res.stdout, '');
     assert.equal(res.stderr, '');
     assert.equal(squat.fake.connections, before);
+    const log = readFileSync(join(state, 'pocketpaw-status', 'hook.log'), 'utf8');
+    assert.match(log, /hook claude-code: .*belongs to uid 65534/);
+    assert.doesNotMatch(log, /a private prompt/);
   });
 
   test('the TypeScript emitter never connects, says why in lastError, and connects once the folder is the user\'s', async () => {
