@@ -7,6 +7,7 @@
  */
 import type { StatusEvent } from '../../protocol/events.ts';
 import { splitSessionKey, type SessionState, type TokenUsage } from '../../protocol/snapshot.ts';
+import { SessionTable } from './sessions.ts';
 import { transitionOf, type Transition } from './transitions.ts';
 
 export interface Session {
@@ -29,10 +30,15 @@ export interface Session {
 }
 
 export interface StatusState {
-  /** In the order sessions first started; a restart in place keeps its position (Map insertion order). */
-  readonly sessions: ReadonlyMap<string, Session>;
+  /**
+   * In the order sessions first started; a restart in place keeps its position (Map insertion order). A ReadonlyMap
+   * whose versions share their data: see sessions.ts.
+   */
+  readonly sessions: SessionTable;
   readonly maxConcurrent: number;
   readonly errorTtlMs: number;
+  /** An agent_start for a new key is refused while this many sessions are live (--max-sessions). */
+  readonly maxSessions: number;
 }
 
 /** Who sent an event: a connection id, and whether it introduced itself with `hello` (a long-lived agent). */
@@ -51,8 +57,15 @@ export type FoldInput =
 export const AGENT_DISCONNECTED = 'agent disconnected';
 export const UNKNOWN_ERROR = 'Unknown error';
 
-export function initialState(options: { maxConcurrent: number; errorTtlMs: number }): StatusState {
-  return { sessions: new Map(), maxConcurrent: options.maxConcurrent, errorTtlMs: options.errorTtlMs };
+export const DEFAULT_MAX_SESSIONS = 10_000;
+
+export function initialState(options: { maxConcurrent: number; errorTtlMs: number; maxSessions?: number }): StatusState {
+  return {
+    sessions: SessionTable.empty(),
+    maxConcurrent: options.maxConcurrent,
+    errorTtlMs: options.errorTtlMs,
+    maxSessions: options.maxSessions ?? DEFAULT_MAX_SESSIONS,
+  };
 }
 
 export interface FoldResult {
@@ -61,6 +74,8 @@ export interface FoldResult {
   readonly transitions: readonly Transition[];
   /** Indexes of event inputs ignored because their session does not exist (counted by the caller). */
   readonly unknownSession: readonly number[];
+  /** Indexes of agent_start inputs refused because maxSessions sessions were live (answered and counted by the caller). */
+  readonly refused: readonly number[];
   /** The earliest error deadline these inputs set, if any: the runtime arms its timer from it without a scan. */
   readonly earliestNewDeadline: number | null;
 }
@@ -72,14 +87,16 @@ export function fold(state: StatusState, input: FoldInput, now: number): StatusS
 }
 
 /**
- * Folds many inputs at one time `now` (the lines of one socket read): the same result as folding them one by one,
- * but the sessions map is copied once for the whole batch instead of once per event.
+ * Folds many inputs at one time `now` (the lines of one socket read): the same result as folding them one by one.
+ * The batch's changes are collected in a draft and committed once: the cost is that of what changed, whatever the
+ * number of live sessions (sessions.ts).
  */
 export function foldAll(state: StatusState, inputs: readonly FoldInput[], now: number): FoldResult {
-  const sessions = new Draft(state.sessions);
+  const sessions = state.sessions.edit();
   let maxConcurrent = state.maxConcurrent;
   let transitions: Transition[] | null = null;
   let unknownSession: number[] | null = null;
+  let refused: number[] | null = null;
   let earliestNewDeadline: number | null = null;
   const change = (key: string, prev: Session | undefined, next: Session | undefined) => {
     if (next === prev) return;
@@ -119,7 +136,9 @@ export function foldAll(state: StatusState, inputs: readonly FoldInput[], now: n
     if (!key) continue;
     const prev = sessions.get(key);
     if (event.type === 'agent_start') {
-      change(key, prev, started(key, prev, event.title || null, producer, now));
+      // Live sessions are never evicted by newcomers: a new key past the cap is refused, a restart is not.
+      if (!prev && sessions.size >= state.maxSessions) (refused ??= []).push(i);
+      else change(key, prev, started(key, prev, event.title || null, producer, now));
     } else if (!prev) {
       (unknownSession ??= []).push(i);
     } else if (event.type === 'agent_end') {
@@ -131,36 +150,8 @@ export function foldAll(state: StatusState, inputs: readonly FoldInput[], now: n
 
   const next = sessions.result();
   const result: StatusState =
-    next === state.sessions && maxConcurrent === state.maxConcurrent ? state : { sessions: next, maxConcurrent, errorTtlMs: state.errorTtlMs };
-  return { state: result, transitions: transitions ?? NONE, unknownSession: unknownSession ?? NONE, earliestNewDeadline };
-}
-
-/** A copy-on-write view of the sessions map: the first write of a batch copies it, later writes reuse the copy. */
-class Draft {
-  private copy: Map<string, Session> | null = null;
-
-  constructor(private readonly base: ReadonlyMap<string, Session>) {}
-
-  get(key: string): Session | undefined {
-    return (this.copy ?? this.base).get(key);
-  }
-
-  set(key: string, s: Session): void {
-    (this.copy ??= new Map(this.base)).set(key, s);
-  }
-
-  delete(key: string): void {
-    (this.copy ??= new Map(this.base)).delete(key);
-  }
-
-  /** A snapshot of the entries to iterate while writing. */
-  entries(): [string, Session][] {
-    return [...(this.copy ?? this.base)];
-  }
-
-  result(): ReadonlyMap<string, Session> {
-    return this.copy ?? this.base;
-  }
+    next === state.sessions && maxConcurrent === state.maxConcurrent ? state : { ...state, sessions: next, maxConcurrent };
+  return { state: result, transitions: transitions ?? NONE, unknownSession: unknownSession ?? NONE, refused: refused ?? NONE, earliestNewDeadline };
 }
 
 // Sessions are built as object literals with every field, in one order: one hidden class for all of them, and

@@ -7,6 +7,7 @@
  */
 import type { GlobalState } from '../../protocol/snapshot.ts';
 import type { Session, StatusState } from './fold.ts';
+import type { SessionTable } from './sessions.ts';
 
 export interface SessionFilter {
   readonly sessions: ReadonlySet<string> | null;
@@ -19,10 +20,77 @@ export function matches(filter: SessionFilter, s: Pick<Session, 'key' | 'channel
   return (filter.sessions === null || filter.sessions.has(s.key)) && (filter.channels === null || filter.channels.has(s.channel));
 }
 
+/** O(1): the table keeps its sessions counted by state. */
 export function globalState(state: StatusState): GlobalState {
   if (state.sessions.size === 0) return 'idle';
-  for (const s of state.sessions.values()) if (s.state === 'error') return 'degraded';
-  return 'active';
+  return state.sessions.countIn('error') > 0 ? 'degraded' : 'active';
+}
+
+/** What rendering did since start: what the tests check to see that work is shared, not repeated. */
+export const renderStats = { sessionsRendered: 0, fragmentsBuilt: 0 };
+
+/**
+ * The time-independent JSON of a session, before and after `duration_seconds`, built once per Session object: a
+ * rendering re-encodes only the sessions that changed since the last one, and every filter and client shares them.
+ */
+interface Fragments {
+  readonly head: string;
+  readonly tail: string;
+}
+
+const fragmentCache = new WeakMap<Session, Fragments>();
+
+function fragmentsOf(s: Session): Fragments {
+  let f = fragmentCache.get(s);
+  if (f === undefined) {
+    renderStats.fragmentsBuilt++;
+    f = {
+      head: `{"session_key":${JSON.stringify(s.key)},"session_id":${JSON.stringify(s.sessionId)},"channel":${JSON.stringify(s.channel)},"title":${str(s.title)},"state":"${s.state}","tool_name":${str(s.toolName)},"duration_seconds":`,
+      tail: `,"token_usage":${s.tokens ? `{"input":${s.tokens.input},"output":${s.tokens.output}}` : 'null'},"error_message":${str(s.errorMessage)}}`,
+    };
+    fragmentCache.set(s, f);
+  }
+  return f;
+}
+
+/**
+ * The sessions a filter selects, in the table's order, visiting only those: a session filter looks its keys up; a
+ * channel filter reads a per-table index built once and shared by every filter and client.
+ */
+function selected(sessions: SessionTable, filter: SessionFilter): Iterable<Session> {
+  if (filter === NO_FILTER || (filter.sessions === null && filter.channels === null)) return sessions.values();
+  let found: Session[];
+  if (filter.sessions !== null) {
+    found = [];
+    for (const key of filter.sessions) {
+      const s = sessions.get(key);
+      if (s !== undefined && (filter.channels === null || filter.channels.has(s.channel))) found.push(s);
+    }
+  } else {
+    const index = channelIndex(sessions);
+    const channels = filter.channels!;
+    if (channels.size === 1) for (const channel of channels) return index.get(channel) ?? [];
+    found = [];
+    for (const channel of channels) found = found.concat(index.get(channel) ?? []);
+  }
+  if (found.length > 1) found.sort((a, b) => sessions.orderOf(a.key) - sessions.orderOf(b.key));
+  return found;
+}
+
+const channelIndexes = new WeakMap<SessionTable, ReadonlyMap<string, Session[]>>();
+
+function channelIndex(sessions: SessionTable): ReadonlyMap<string, Session[]> {
+  let index = channelIndexes.get(sessions);
+  if (index === undefined) {
+    const built = new Map<string, Session[]>();
+    for (const s of sessions.values()) {
+      const list = built.get(s.channel);
+      if (list === undefined) built.set(s.channel, [s]);
+      else list.push(s);
+    }
+    channelIndexes.set(sessions, (index = built));
+  }
+  return index;
 }
 
 /**
@@ -40,14 +108,16 @@ export function renderSnapshot(state: StatusState, now: number, startedAt: numbe
   let json = `${global}${uptime}},"sessions":[`;
   let fingerprint = `${global}},"sessions":[`;
   let first = true;
-  for (const s of state.sessions.values()) {
-    if (filter !== NO_FILTER && !matches(filter, s)) continue;
-    const head = `${first ? '' : ','}{"session_key":${JSON.stringify(s.key)},"session_id":${JSON.stringify(s.sessionId)},"channel":${JSON.stringify(s.channel)},"title":${str(s.title)},"state":"${s.state}","tool_name":${str(s.toolName)},"duration_seconds":`;
-    const tail = `,"token_usage":${s.tokens ? `{"input":${s.tokens.input},"output":${s.tokens.output}}` : 'null'},"error_message":${str(s.errorMessage)}}`;
-    json += head + Math.max(0, (now - s.stateSince) / 1000).toFixed(1) + tail;
-    fingerprint += head + tail;
+  let count = 0;
+  for (const s of selected(state.sessions, filter)) {
+    const { head, tail } = fragmentsOf(s);
+    const comma = first ? '' : ',';
+    json += comma + head + Math.max(0, (now - s.stateSince) / 1000).toFixed(1) + tail;
+    fingerprint += comma + head + tail;
     first = false;
+    count++;
   }
+  renderStats.sessionsRendered += count;
   return { json: json + ']}', fingerprint: fingerprint + ']}' };
 }
 
