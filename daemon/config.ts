@@ -231,6 +231,15 @@ export const SERVE_OPTIONS = {
     default: () => 10000,
     parse: integer(1, 1_000_000),
   }),
+  // --- limits against exhaustion (issue 13): sessions, SSE bytes ---
+  maxSessions: option({
+    flag: 'max-sessions',
+    arg: 'N',
+    help: 'most live sessions; an agent_start for a new key beyond it is refused with an error line (live sessions are never evicted)',
+    defaultText: '10000',
+    default: () => 10000,
+    parse: integer(1, 10_000_000),
+  }),
 } as const;
 
 type Options = typeof SERVE_OPTIONS;

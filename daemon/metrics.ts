@@ -13,7 +13,7 @@ import type { Env, Hono, MiddlewareHandler } from 'hono';
 import { matchedRoutes } from 'hono/route';
 import type { Registry } from 'prom-client';
 import { EVENT_TYPES } from '../protocol/events.ts';
-import { SESSION_STATES, type SessionState } from '../protocol/snapshot.ts';
+import { SESSION_STATES } from '../protocol/snapshot.ts';
 import { IGNORE_REASONS, REJECT_REASONS } from './ingest/decode.ts';
 import type { IngestStats } from './ingest/stats.ts';
 import type { SseStats } from './sse/stats.ts';
@@ -120,6 +120,7 @@ function buildRegistry(prom: PromClient, sources: MetricsSources, httpResponses:
   mirroredGauge(prom, registry, 'producers_connected', 'Producer connections open on the ingest socket.', () => ingest.producersConnected);
   mirroredCounter(prom, registry, 'producers_refused_total', 'Producer connections refused by --max-producers.', () => ingest.producersRefused);
   mirroredCounter(prom, registry, 'error_replies_dropped_total', 'Error answers not written because the producer was not reading them.', () => ingest.repliesDropped);
+  mirroredCounter(prom, registry, 'sessions_refused_total', 'agent_start events refused because --max-sessions sessions were live (each answered with an error line).', () => ingest.sessionsRefused);
 
   // --- sessions ---
   new prom.Gauge({
@@ -128,9 +129,9 @@ function buildRegistry(prom: PromClient, sources: MetricsSources, httpResponses:
     labelNames: ['state'],
     registers: [registry],
     collect() {
-      const counts = new Map<SessionState, number>(SESSION_STATES.map((s) => [s, 0]));
-      for (const session of state().sessions.values()) counts.set(session.state, (counts.get(session.state) ?? 0) + 1);
-      for (const [s, n] of counts) this.set({ state: s }, n);
+      // Counted by the session table as it changes: a scrape costs nothing per session.
+      const sessions = state().sessions;
+      for (const s of SESSION_STATES) this.set({ state: s }, sessions.countIn(s));
     },
   });
 

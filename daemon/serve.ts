@@ -45,7 +45,7 @@ export async function startDaemon(config: ServeConfig, log: Logger): Promise<Dae
   const startedAt = clock();
   const feed = new ChangeFeed();
   const store = new StatusStore(
-    initialState({ maxConcurrent: config.maxConcurrent, errorTtlMs: config.errorTtl * 1000 }),
+    initialState({ maxConcurrent: config.maxConcurrent, errorTtlMs: config.errorTtl * 1000, maxSessions: config.maxSessions }),
     feed,
     clock,
   );

@@ -14,6 +14,8 @@ export class IngestStats {
   producersRefused = 0;
   /** Error answers not written because the producer was not reading them. */
   repliesDropped = 0;
+  /** agent_start events for a new session refused because --max-sessions sessions were live. */
+  sessionsRefused = 0;
 
   countEvent(type: EventType): void {
     this.eventCounters.get(type)!.count++;
