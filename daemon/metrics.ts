@@ -143,6 +143,9 @@ function buildRegistry(prom: PromClient, sources: MetricsSources, httpResponses:
   mirroredCounterByLabel(prom, registry, 'sse_clients_dropped_total', 'SSE clients disconnected for being too slow, by reason.', 'reason', () =>
     Object.entries(sse.clientsDropped),
   );
+  mirroredGauge(prom, registry, 'sse_queued_bytes', 'Bytes held for all SSE clients (unsent writes and queued transitions) at the last status flush or sweep; bounded by --sse-max-total-bytes.', () => sse.queuedBytes);
+  mirroredCounter(prom, registry, 'sse_renderings_total', 'Status snapshots rendered for SSE: one per distinct filter per change, shared by every client with an equivalent filter.', () => sse.renderings);
+  mirroredGauge(prom, registry, 'sse_views', 'Distinct status renderings (filters in use) the last SSE status flush made.', () => sse.views);
 
   // --- HTTP ---
   new prom.Counter({

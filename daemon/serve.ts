@@ -69,6 +69,8 @@ export async function startDaemon(config: ServeConfig, log: Logger): Promise<Dae
       minIntervalMs: config.sseMinInterval,
       replay: config.sseReplay,
       writeTimeoutMs: config.sseWriteTimeout * 1000,
+      maxClientBytes: config.sseMaxClientBytes,
+      maxTotalBytes: config.sseMaxTotalBytes,
     },
     sseStats,
     log,

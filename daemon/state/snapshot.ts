@@ -59,21 +59,32 @@ function fragmentsOf(s: Session): Fragments {
  */
 function selected(sessions: SessionTable, filter: SessionFilter): Iterable<Session> {
   if (filter === NO_FILTER || (filter.sessions === null && filter.channels === null)) return sessions.values();
-  let found: Session[];
+  let found: Session[] = [];
   if (filter.sessions !== null) {
-    found = [];
+    // Many keys against few sessions: one pass in order is cheaper than sorting what the lookups found.
+    if (filter.sessions.size > sessions.size / 8) return scan(sessions, filter);
     for (const key of filter.sessions) {
       const s = sessions.get(key);
       if (s !== undefined && (filter.channels === null || filter.channels.has(s.channel))) found.push(s);
     }
   } else {
     const index = channelIndex(sessions);
-    const channels = filter.channels!;
-    if (channels.size === 1) for (const channel of channels) return index.get(channel) ?? [];
-    found = [];
-    for (const channel of channels) found = found.concat(index.get(channel) ?? []);
+    const lists: Session[][] = [];
+    for (const channel of filter.channels!) {
+      const list = index.get(channel);
+      if (list !== undefined) lists.push(list);
+    }
+    if (lists.length <= 1) return lists[0] ?? [];
+    for (const list of lists) found = found.concat(list);
+    if (found.length > sessions.size / 8) return scan(sessions, filter);
   }
   if (found.length > 1) found.sort((a, b) => sessions.orderOf(a.key) - sessions.orderOf(b.key));
+  return found;
+}
+
+function scan(sessions: SessionTable, filter: SessionFilter): Session[] {
+  const found: Session[] = [];
+  for (const s of sessions.values()) if (matches(filter, s)) found.push(s);
   return found;
 }
 
@@ -94,31 +105,48 @@ function channelIndex(sessions: SessionTable): ReadonlyMap<string, Session[]> {
 }
 
 /**
- * The snapshot in two forms: `json`, the wire body, and `fingerprint`, the same without the timing fields
- * (`uptime_seconds`, `duration_seconds`), which is what decides whether a client has seen a change.
+ * The snapshot in two forms: `json`, the wire body, and `content`, the same without the timing fields
+ * (`uptime_seconds`, `duration_seconds`), which is what decides whether a client has seen a change. `content` is the
+ * list of the pieces the JSON was made of (the global part, then two per session, each shared with every other
+ * rendering of that session): holding it costs a pointer per piece, where a string of it would cost the whole
+ * snapshot again for every filter a stream keeps.
  */
-export interface RenderedSnapshot {
-  readonly json: string;
-  readonly fingerprint: string;
+export class RenderedSnapshot {
+  constructor(
+    readonly json: string,
+    readonly content: readonly string[],
+  ) {}
+
+  /** `content` as one string (for tests and diagnostics: compare contents with sameContent). */
+  get fingerprint(): string {
+    const sessions: string[] = [];
+    for (let i = 1; i < this.content.length; i += 2) sessions.push(this.content[i]! + this.content[i + 1]!);
+    return `${this.content[0]!}},"sessions":[${sessions.join(',')}]}`;
+  }
+}
+
+/** Whether two renderings' `content` show the same thing apart from the timing fields. */
+export function sameContent(x: readonly string[], y: readonly string[]): boolean {
+  if (x === y) return true;
+  if (x.length !== y.length) return false;
+  for (let i = 0; i < x.length; i++) if (x[i] !== y[i]) return false;
+  return true;
 }
 
 export function renderSnapshot(state: StatusState, now: number, startedAt: number, filter: SessionFilter = NO_FILTER): RenderedSnapshot {
   const global = `{"global":{"state":"${globalState(state)}","active_sessions":${state.sessions.size},"max_concurrent":${state.maxConcurrent},"uptime_seconds":`;
   const uptime = Math.max(0, Math.floor((now - startedAt) / 1000));
   let json = `${global}${uptime}},"sessions":[`;
-  let fingerprint = `${global}},"sessions":[`;
+  const content: string[] = [global];
   let first = true;
-  let count = 0;
   for (const s of selected(state.sessions, filter)) {
     const { head, tail } = fragmentsOf(s);
-    const comma = first ? '' : ',';
-    json += comma + head + Math.max(0, (now - s.stateSince) / 1000).toFixed(1) + tail;
-    fingerprint += comma + head + tail;
+    json += (first ? '' : ',') + head + Math.max(0, (now - s.stateSince) / 1000).toFixed(1) + tail;
+    content.push(head, tail);
     first = false;
-    count++;
   }
-  renderStats.sessionsRendered += count;
-  return { json: json + ']}', fingerprint: fingerprint + ']}' };
+  renderStats.sessionsRendered += (content.length - 1) / 2;
+  return new RenderedSnapshot(json + ']}', content);
 }
 
 function str(value: string | null): string {
