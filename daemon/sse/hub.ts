@@ -86,6 +86,8 @@ interface View {
 
 /** A status flush hands the event loop back after this long, and goes on at the next turn. */
 const FLUSH_SLICE_MS = 8;
+/** Past --sse-max-total-bytes, only clients paused at least this long are dropped. */
+const STALL_GRACE_MS = 1000;
 
 const RETRY = Buffer.from(RETRY_FRAME);
 const KEEPALIVE = Buffer.from(KEEPALIVE_FRAME);
@@ -378,20 +380,22 @@ export class SseHub {
   }
 
   /**
-   * Keeps the total held for all clients within maxTotalBytes: past it, paused clients are dropped, the one paused
-   * longest first (a client that reads is paused only while a large frame drains, and is the last to go).
+   * Keeps the total held for all clients within maxTotalBytes: past it, clients paused for STALL_GRACE_MS or more are
+   * dropped, the one paused longest first (a client that reads is paused only while a large frame drains). A frame
+   * shared by several clients counts once per client: the bound errs on the side of memory.
    */
   private enforceTotal(): void {
+    const now = this.clock();
     let total = 0;
-    let paused: Subscriber[] | null = null;
+    let stalled: Subscriber[] | null = null;
     for (const c of this.clients) {
       const bytes = this.queued(c);
       total += bytes;
-      if (c.paused && bytes > 0) (paused ??= []).push(c);
+      if (c.paused && bytes > 0 && now - c.pausedAt >= STALL_GRACE_MS) (stalled ??= []).push(c);
     }
-    if (total > this.options.maxTotalBytes && paused !== null) {
-      paused.sort((a, b) => a.pausedAt - b.pausedAt);
-      for (const c of paused) {
+    if (total > this.options.maxTotalBytes && stalled !== null) {
+      stalled.sort((a, b) => a.pausedAt - b.pausedAt);
+      for (const c of stalled) {
         if (total <= this.options.maxTotalBytes) break;
         total -= this.queued(c);
         this.drop(c, 'hub_bytes_overflow');
