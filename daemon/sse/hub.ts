@@ -18,7 +18,7 @@ import type { OutgoingHttpHeaders, ServerResponse } from 'node:http';
 import { splitSessionKey } from '../../protocol/snapshot.ts';
 import type { Change, ChangeFeed } from '../feed/feed.ts';
 import type { Logger } from '../log.ts';
-import { matches, sameContent, type SessionFilter } from '../state/snapshot.ts';
+import { matches, sameContent, type RenderedSnapshot, type SessionFilter } from '../state/snapshot.ts';
 import type { Snapshots } from '../state/snapshots.ts';
 import { KEEPALIVE_FRAME, RETRY_FRAME, resetFrame, statusFrame, transitionFrame } from './frames.ts';
 import { TransitionHistory, type HistoryEntry } from './history.ts';
@@ -116,6 +116,8 @@ export class SseHub {
   } | null = null;
   /** Per filter, the last rendering: unchanged content keeps its array object, so comparisons are by identity. */
   private views = new Map<string, View>();
+  /** The encoded frame of a rendering, for views whose filters select the same sessions. */
+  private readonly frames = new WeakMap<RenderedSnapshot, { seq: number; bytes: Buffer }>();
   private readonly sweepTimer: NodeJS.Timeout;
   private readonly unsubscribe: () => void;
   private readonly wallOffset: number;
@@ -304,11 +306,17 @@ export class SseHub {
     const current = fresh ? fresh.get(filterKey) : this.views.get(filterKey);
     if (current && (fresh || (current.seq === this.versionSeq && now - current.at < Math.max(this.options.minIntervalMs, 10)))) return current;
     const rendered = this.snapshots.render(filter);
-    this.stats.renderings++;
     const previous = this.views.get(filterKey);
+    // Filters spelled differently may select the very same sessions and get the same rendering: one frame for all.
+    let frame = this.frames.get(rendered);
+    if (frame === undefined || frame.seq !== this.versionSeq) {
+      this.stats.renderings++;
+      frame = { seq: this.versionSeq, bytes: Buffer.from(statusFrame(this.ids.format(this.versionSeq), rendered.json)) };
+      this.frames.set(rendered, frame);
+    }
     const view: View = {
       content: previous && sameContent(previous.content, rendered.content) ? previous.content : rendered.content,
-      frame: Buffer.from(statusFrame(this.ids.format(this.versionSeq), rendered.json)),
+      frame: frame.bytes,
       seq: this.versionSeq,
       at: now,
     };

@@ -7,7 +7,7 @@
  */
 import type { GlobalState } from '../../protocol/snapshot.ts';
 import type { Session, StatusState } from './fold.ts';
-import type { SessionTable } from './sessions.ts';
+import { SessionTable } from './sessions.ts';
 
 export interface SessionFilter {
   readonly sessions: ReadonlySet<string> | null;
@@ -57,8 +57,8 @@ function fragmentsOf(s: Session): Fragments {
  * The sessions a filter selects, in the table's order, visiting only those: a session filter looks its keys up; a
  * channel filter reads a per-table index built once and shared by every filter and client.
  */
-function selected(sessions: SessionTable, filter: SessionFilter): Iterable<Session> {
-  if (filter === NO_FILTER || (filter.sessions === null && filter.channels === null)) return sessions.values();
+function selected(sessions: SessionTable, filter: SessionFilter): SessionTable | readonly Session[] {
+  if (filter === NO_FILTER || (filter.sessions === null && filter.channels === null)) return sessions;
   let found: Session[] = [];
   if (filter.sessions !== null) {
     // Many keys against few sessions: one pass in order is cheaper than sorting what the lookups found.
@@ -89,6 +89,8 @@ function scan(sessions: SessionTable, filter: SessionFilter): Session[] {
 }
 
 const channelIndexes = new WeakMap<SessionTable, ReadonlyMap<string, Session[]>>();
+/** The lists of channelIndexes: a selection that is one of them is shared, and so is its rendering. */
+const channelLists = new WeakSet<readonly Session[]>();
 
 function channelIndex(sessions: SessionTable): ReadonlyMap<string, Session[]> {
   let index = channelIndexes.get(sessions);
@@ -99,6 +101,7 @@ function channelIndex(sessions: SessionTable): ReadonlyMap<string, Session[]> {
       if (list === undefined) built.set(s.channel, [s]);
       else list.push(s);
     }
+    for (const list of built.values()) channelLists.add(list);
     channelIndexes.set(sessions, (index = built));
   }
   return index;
@@ -136,18 +139,28 @@ export function sameContent(x: readonly string[], y: readonly string[]): boolean
 export function renderSnapshot(state: StatusState, now: number, startedAt: number, filter: SessionFilter = NO_FILTER): RenderedSnapshot {
   const global = `{"global":{"state":"${globalState(state)}","active_sessions":${state.sessions.size},"max_concurrent":${state.maxConcurrent},"uptime_seconds":`;
   const uptime = Math.max(0, Math.floor((now - startedAt) / 1000));
+  const selection = selected(state.sessions, filter);
+  // Filters that select the very same sessions (all of them, or one channel's list) share one rendering.
+  const shared = Array.isArray(selection) && !channelLists.has(selection) ? null : sharedRenderings.get(selection);
+  if (shared && shared.state === state && shared.startedAt === startedAt && Math.abs(now - shared.now) < SHARE_RENDERING_MS) return shared.rendered;
   let json = `${global}${uptime}},"sessions":[`;
   const content: string[] = [global];
   let first = true;
-  for (const s of selected(state.sessions, filter)) {
+  for (const s of selection instanceof SessionTable ? selection.values() : selection) {
     const { head, tail } = fragmentsOf(s);
     json += (first ? '' : ',') + head + Math.max(0, (now - s.stateSince) / 1000).toFixed(1) + tail;
     content.push(head, tail);
     first = false;
   }
   renderStats.sessionsRendered += (content.length - 1) / 2;
-  return new RenderedSnapshot(json + ']}', content);
+  const rendered = new RenderedSnapshot(json + ']}', content);
+  if (!Array.isArray(selection) || channelLists.has(selection)) sharedRenderings.set(selection, { state, startedAt, now, rendered });
+  return rendered;
 }
+
+/** How long a rendering of the same selection of the same state is shared: as long as Snapshots reuses one (RENDER_REUSE_MS). */
+const SHARE_RENDERING_MS = 10;
+const sharedRenderings = new WeakMap<object, { state: StatusState; startedAt: number; now: number; rendered: RenderedSnapshot }>();
 
 function str(value: string | null): string {
   return value === null ? 'null' : JSON.stringify(value);
