@@ -88,6 +88,7 @@ interface View {
 const FLUSH_SLICE_MS = 8;
 /** Past --sse-max-total-bytes, only clients paused at least this long are dropped. */
 const STALL_GRACE_MS = 1000;
+const DROP_LOG_INTERVAL_MS = 10_000;
 
 const RETRY = Buffer.from(RETRY_FRAME);
 const KEEPALIVE = Buffer.from(KEEPALIVE_FRAME);
@@ -118,6 +119,7 @@ export class SseHub {
   private views = new Map<string, View>();
   /** The encoded frame of a rendering, for views whose filters select the same sessions. */
   private readonly frames = new WeakMap<RenderedSnapshot, { seq: number; bytes: Buffer }>();
+  private readonly dropLog: Partial<Record<SseDropReason, { at: number; suppressed: number }>> = {};
   private readonly sweepTimer: NodeJS.Timeout;
   private readonly unsubscribe: () => void;
   private readonly wallOffset: number;
@@ -452,7 +454,16 @@ export class SseHub {
   private drop(c: Subscriber, reason: SseDropReason): void {
     if (!this.clients.has(c)) return;
     this.stats.clientsDropped[reason]++;
-    this.log.warn({ reason }, 'dropped a slow SSE client; it can reconnect and resume with Last-Event-ID');
+    // Hundreds of stalled clients may go at once: one line per reason per DROP_LOG_INTERVAL_MS, with the count.
+    const now = this.clock();
+    const logged = (this.dropLog[reason] ??= { at: -Infinity, suppressed: 0 });
+    if (now - logged.at >= DROP_LOG_INTERVAL_MS) {
+      this.log.warn({ reason, alsoDroppedSinceLastLine: logged.suppressed }, 'dropped a slow SSE client; it can reconnect and resume with Last-Event-ID');
+      logged.at = now;
+      logged.suppressed = 0;
+    } else {
+      logged.suppressed++;
+    }
     this.remove(c);
     c.res.destroy();
   }

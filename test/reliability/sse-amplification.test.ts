@@ -80,7 +80,7 @@ test('a stream that never reads is dropped past --sse-max-client-bytes while a r
   }
 });
 
-test('past --sse-max-total-bytes the streams paused longest are dropped, the total is reported, and a reading stream carries on', async () => {
+test('past --sse-max-total-bytes the streams paused longest are dropped (logged once), the total is reported, and a reading stream carries on', async () => {
   const d = await startDaemon({ args: ['--sse-write-timeout', '3600', '--sse-min-interval', '0', '--sse-max-total-bytes', '1000000', '--sse-heartbeat', '0.2'] });
   try {
     // Three never-reading streams, each with its own filter (three renderings per change).
@@ -101,6 +101,8 @@ test('past --sse-max-total-bytes the streams paused longest are dropped, the tot
       timeoutMs: 20_000,
     });
     await waitFor(async () => (await metric(d.url, 'pocketpaw_status_sse_queued_bytes')) <= 1_000_000 + 2_000_000, { what: 'the total reported within bounds' });
+    const dropLines = d.logs().filter((l) => l.msg.startsWith('dropped a slow SSE client') && l.reason === 'hub_bytes_overflow');
+    assert.equal(dropLines.length, 1, 'drops are logged once per reason per 10 s, not once per client');
     p.send({ type: 'title', session_key: 'big:0', title: 'last' });
     await waitFor(() => fast.statuses.at(-1)?.includes('"title":"last"'), { what: 'the reading client sees the last change', timeoutMs: 20_000 });
     assert.equal(fast.es.readyState, EventSource.OPEN);
