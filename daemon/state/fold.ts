@@ -101,7 +101,7 @@ export function foldAll(state: StatusState, inputs: readonly FoldInput[], now: n
   const change = (key: string, prev: Session | undefined, next: Session | undefined) => {
     if (next === prev) return;
     if (next) {
-      sessions.set(key, next);
+      sessions.set(key, next, prev !== undefined);
       const deadline = next.errorDeadline;
       if (deadline !== null && deadline !== prev?.errorDeadline && (earliestNewDeadline === null || deadline < earliestNewDeadline)) {
         earliestNewDeadline = deadline;

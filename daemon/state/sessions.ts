@@ -238,9 +238,10 @@ export class TableDraft {
     return this.base.get(key);
   }
 
-  set(key: string, s: Session): void {
+  /** `present`: whether the key has a session now, when the caller just read it (saves a lookup per event). */
+  set(key: string, s: Session, present: boolean = this.get(key) !== undefined): void {
     const changes = (this.changes ??= new Map());
-    if (this.get(key) === undefined) {
+    if (!present) {
       changes.delete(key);
       (this.appended ??= new Set()).add(key);
       this.delta++;
