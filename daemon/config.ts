@@ -378,6 +378,31 @@ export const SERVE_OPTIONS = {
     default: () => 5,
     parse: seconds,
   }),
+  // --- limits against exhaustion (issue 13): sessions, SSE bytes ---
+  maxSessions: option({
+    flag: 'max-sessions',
+    arg: 'N',
+    help: 'most live sessions; an agent_start for a new key beyond it is refused with an error line (live sessions are never evicted)',
+    defaultText: '10000',
+    default: () => 10000,
+    parse: integer(1, 10_000_000),
+  }),
+  sseMaxClientBytes: option({
+    flag: 'sse-max-client-bytes',
+    arg: 'N',
+    help: 'most bytes held for one SSE stream that is not reading, beyond the event being written; past it the stream is closed (it can resume)',
+    defaultText: '4194304 (4 MiB)',
+    default: () => 4 * 1024 * 1024,
+    parse: integer(65536, 1024 * 1024 * 1024),
+  }),
+  sseMaxTotalBytes: option({
+    flag: 'sse-max-total-bytes',
+    arg: 'N',
+    help: 'most bytes held for all SSE streams together; past it the streams holding the most are closed (they can resume)',
+    defaultText: '67108864 (64 MiB)',
+    default: () => 64 * 1024 * 1024,
+    parse: integer(65536, 16 * 1024 * 1024 * 1024),
+  }),
 } as const;
 
 type Options = typeof SERVE_OPTIONS;

@@ -13,7 +13,7 @@ import type { Env, Hono, MiddlewareHandler } from 'hono';
 import { matchedRoutes } from 'hono/route';
 import type { Registry } from 'prom-client';
 import { EVENT_TYPES } from '../protocol/events.ts';
-import { SESSION_STATES, type SessionState } from '../protocol/snapshot.ts';
+import { SESSION_STATES } from '../protocol/snapshot.ts';
 import { IGNORE_REASONS, REJECT_REASONS } from './ingest/decode.ts';
 import { CLOSE_REASONS, type IngestStats } from './ingest/stats.ts';
 import type { MqttStats } from './mqtt/stats.ts';
@@ -126,6 +126,7 @@ function buildRegistry(prom: PromClient, sources: MetricsSources, httpResponses:
     CLOSE_REASONS.map((reason) => [reason, ingest.producersClosed[reason]] as const),
   );
   mirroredCounter(prom, registry, 'error_replies_dropped_total', 'Error answers not written because the producer was not reading them.', () => ingest.repliesDropped);
+  mirroredCounter(prom, registry, 'sessions_refused_total', 'agent_start events refused because --max-sessions sessions were live (each answered with an error line).', () => ingest.sessionsRefused);
 
   // --- sessions ---
   new prom.Gauge({
@@ -134,9 +135,9 @@ function buildRegistry(prom: PromClient, sources: MetricsSources, httpResponses:
     labelNames: ['state'],
     registers: [registry],
     collect() {
-      const counts = new Map<SessionState, number>(SESSION_STATES.map((s) => [s, 0]));
-      for (const session of state().sessions.values()) counts.set(session.state, (counts.get(session.state) ?? 0) + 1);
-      for (const [s, n] of counts) this.set({ state: s }, n);
+      // Counted by the session table as it changes: a scrape costs nothing per session.
+      const sessions = state().sessions;
+      for (const s of SESSION_STATES) this.set({ state: s }, sessions.countIn(s));
     },
   });
 
@@ -148,6 +149,9 @@ function buildRegistry(prom: PromClient, sources: MetricsSources, httpResponses:
   mirroredCounterByLabel(prom, registry, 'sse_clients_dropped_total', 'SSE clients disconnected for being too slow, by reason.', 'reason', () =>
     Object.entries(sse.clientsDropped),
   );
+  mirroredGauge(prom, registry, 'sse_queued_bytes', 'Bytes held for all SSE clients (unsent writes and queued transitions) at the last status flush or sweep; bounded by --sse-max-total-bytes.', () => sse.queuedBytes);
+  mirroredCounter(prom, registry, 'sse_renderings_total', 'Status snapshots rendered for SSE: one per distinct filter per change, shared by every client with an equivalent filter.', () => sse.renderings);
+  mirroredGauge(prom, registry, 'sse_views', 'Distinct status renderings (filters in use) the last SSE status flush made.', () => sse.views);
 
   // --- MQTT (only with --mqtt-url) ---
   const mqtt = sources.mqtt;

@@ -22,6 +22,7 @@ import { loadState, startReconnectGrace } from './persist/restore.ts';
 import { SseHub } from './sse/hub.ts';
 import { SseStats } from './sse/stats.ts';
 import { initialState } from './state/fold.ts';
+import { SessionTable } from './state/sessions.ts';
 import { Snapshots } from './state/snapshots.ts';
 import { StatusStore } from './state/store.ts';
 import { pickSockets, takeListenFds, unixSocketPath } from './systemd/listen-fds.ts';
@@ -55,7 +56,7 @@ export async function startDaemon(config: ServeConfig, log: Logger): Promise<Dae
   const saved = await loadState(config.stateDir, config.stateMaxAge * 1000, clock, log);
   const feed = new ChangeFeed();
   const store = new StatusStore(
-    { ...initialState({ maxConcurrent: config.maxConcurrent, errorTtlMs: config.errorTtl * 1000 }), sessions: saved.sessions },
+    { ...initialState({ maxConcurrent: config.maxConcurrent, errorTtlMs: config.errorTtl * 1000, maxSessions: config.maxSessions }), sessions: SessionTable.from(saved.sessions) },
     feed,
     clock,
   );
@@ -77,6 +78,8 @@ export async function startDaemon(config: ServeConfig, log: Logger): Promise<Dae
       replay: config.sseReplay,
       writeTimeoutMs: config.sseWriteTimeout * 1000,
       resume: saved.ids,
+      maxClientBytes: config.sseMaxClientBytes,
+      maxTotalBytes: config.sseMaxTotalBytes,
     },
     sseStats,
     log,

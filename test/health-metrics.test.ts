@@ -167,11 +167,15 @@ describe('health and metrics over HTTP', () => {
         'producers_connected',
         'producers_refused_total',
         'sessions',
+        'sessions_refused_total',
         'sse_clients_connected',
         'sse_clients_dropped_total',
         'sse_clients_refused_total',
         'sse_clients_total',
         'sse_events_sent_total',
+        'sse_queued_bytes',
+        'sse_renderings_total',
+        'sse_views',
       ]
         .map((n) => `pocketpaw_status_${n}`)
         .sort(),

@@ -32,6 +32,8 @@ export interface IngestOptions {
 const REPLY_BUFFER_LIMIT = 16 * 1024;
 /** A connection we closed (or refused) is destroyed after this long if its peer does not read our last line. */
 const CLOSE_GRACE_MS = 1000;
+/** Refused session starts are logged at most this often (with how many were refused since the last line). */
+const REFUSAL_LOG_INTERVAL_MS = 60_000;
 
 export class StartupError extends Error {}
 /** The ingest socket is held by a live daemon: a newcomer's second `npm start`, or a service. */
@@ -63,6 +65,8 @@ export class IngestServer {
   private readonly sweeper: NodeJS.Timeout;
   /** The socket file this process created, and its identity: only that file is removed on exit. */
   private owned: { path: string; dev: number; ino: number } | null = null;
+  private refusalLoggedAt = -Infinity;
+  private refusedSinceLog = 0;
 
   constructor(
     private readonly options: IngestOptions,
@@ -263,7 +267,9 @@ export class IngestServer {
     conn.batch = [];
     conn.batchLines = [];
     try {
-      this.count(inputs, this.store.applyAll(inputs).unknownSession);
+      const result = this.store.applyAll(inputs);
+      this.count(inputs, result.unknownSession, result.refused);
+      for (const i of result.refused) this.refuseStart(conn, lines[i]!, inputs[i]!);
     } catch {
       // A bug in the fold must cost only the line that hit it, not the daemon and every producer's sessions:
       // apply the batch again one event at a time to find it.
@@ -273,7 +279,9 @@ export class IngestServer {
 
   private applyOne(conn: Connection, input: EventInput, lineNo: number): void {
     try {
-      this.count([input], this.store.applyAll([input]).unknownSession);
+      const result = this.store.applyAll([input]);
+      this.count([input], result.unknownSession, result.refused);
+      if (result.refused.length > 0) this.refuseStart(conn, lineNo, input);
     } catch (error) {
       // Logged without the event: the error's message and stack carry no payload.
       this.log.error({ err: error, producer: conn.producer.id, line: lineNo, type: input.event.type }, 'an event could not be applied; it was dropped');
@@ -281,12 +289,38 @@ export class IngestServer {
     }
   }
 
-  private count(inputs: readonly EventInput[], unknownSession: readonly number[]): void {
+  private count(inputs: readonly EventInput[], unknownSession: readonly number[], refused: readonly number[]): void {
     const ignored = unknownSession.length > 0 ? new Set(unknownSession) : null;
+    const refusedAt = refused.length > 0 ? new Set(refused) : null;
     for (let i = 0; i < inputs.length; i++) {
       if (ignored?.has(i)) this.stats.ignored.unknown_session++;
+      else if (refusedAt?.has(i)) this.stats.sessionsRefused++;
       else this.stats.countEvent(inputs[i]!.event.type);
     }
+  }
+
+  /** An agent_start the fold refused (--max-sessions): one error answer on its connection; a log line a minute at most. */
+  private refuseStart(conn: Connection, lineNo: number, input: EventInput): void {
+    const limit = this.store.state.maxSessions;
+    const key = input.event.type === 'agent_start' ? input.event.session_key : '';
+    this.answer(conn, `line ${lineNo}: agent_start for ${JSON.stringify(key)} refused: ${limit} sessions are live (the --max-sessions limit); end finished sessions with agent_end, or raise --max-sessions`);
+    this.refusedSinceLog++;
+    const now = this.store.clock();
+    if (now - this.refusalLoggedAt >= REFUSAL_LOG_INTERVAL_MS) {
+      this.log.warn(
+        { limit, refused: this.refusedSinceLog, producer: conn.producer.id },
+        `refused new sessions: ${limit} sessions are live (--max-sessions); live sessions are kept. Producers should end finished sessions with agent_end, or raise --max-sessions (logged at most once a minute)`,
+      );
+      this.refusalLoggedAt = now;
+      this.refusedSinceLog = 0;
+    }
+  }
+
+  /** Writes one error answer unless the producer has left too much unread. */
+  private answer(conn: Connection, message: string): void {
+    const { socket } = conn;
+    if (socket.writable && socket.writableLength < REPLY_BUFFER_LIMIT) socket.write(`${JSON.stringify({ error: message })}\n`);
+    else this.stats.repliesDropped++;
   }
 
   private reject(conn: Connection, lineNo: number, reason: RejectReason, message: string): void {

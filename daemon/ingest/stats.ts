@@ -20,6 +20,8 @@ export class IngestStats {
   repliesDropped = 0;
   /** Producer connections the daemon closed, by reason. */
   readonly producersClosed = Object.fromEntries(CLOSE_REASONS.map((r) => [r, 0])) as Record<CloseReason, number>;
+  /** agent_start events for a new session refused because --max-sessions sessions were live. */
+  sessionsRefused = 0;
 
   countEvent(type: EventType): void {
     this.eventCounters.get(type)!.count++;

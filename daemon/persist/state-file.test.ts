@@ -7,6 +7,7 @@ import { describe, test } from 'node:test';
 import fc from 'fast-check';
 import type { StatusEvent } from '../../protocol/events.ts';
 import { AGENT_DISCONNECTED, foldAll, initialState, type FoldInput, type StatusState } from '../state/fold.ts';
+import { SessionTable } from '../state/sessions.ts';
 import { decodeState, encodeState, isMonotonicField, RESTORED_AGENT, toMonotonic, toWall, VERSION } from './state-file.ts';
 
 const IDS = { run: '1700000000000', seq: 42, transitionSeq: 40 };
@@ -61,7 +62,7 @@ describe('the state file', () => {
     const text = encodeState(sample(), IDS, { wall: 1_000_000_000, mono: 10_000 }, true);
     const decoded = decodeState(text, { wall: 1_000_001_000, mono: 0 }, DAY);
     assert.ok(decoded.ok);
-    const restored: StatusState = { ...initialState({ maxConcurrent: 5, errorTtlMs: 30_000 }), sessions: decoded.restored.sessions };
+    const restored: StatusState = { ...initialState({ maxConcurrent: 5, errorTtlMs: 30_000 }), sessions: SessionTable.from(decoded.restored.sessions) };
     const adopted = foldAll(restored, [ev({ type: 'thinking', session_key: 'ws:agent' }, { id: 1, agent: true })], 100).state;
     const kept = foldAll(adopted, [{ kind: 'producer_closed', producer: RESTORED_AGENT }], 5_000).state;
     assert.equal(kept.sessions.get('ws:agent')!.state, 'thinking');

@@ -7,12 +7,18 @@
  * will not take more is paused: its status collapses to "send the newest when drained", its transitions queue up to
  * `replay`, and past that, or after `writeTimeoutMs` without progress, it is dropped (it reconnects and resumes with
  * Last-Event-ID). Nothing here ever awaits a client.
+ *
+ * Bytes are bounded as well as counts (the SSE amplification of issue 13): what Node holds for one client (its
+ * unsent writes and queued transitions) may not pass `maxClientBytes` beyond the frame being written, and what it
+ * holds for all clients together may not pass `maxTotalBytes`: past either, the slowest clients are dropped as a
+ * slow client is. Clients whose filters select the same sessions in any spelling share one rendering per change
+ * (`filterKey`), and a rendering keeps only its encoded frame and the list of its pieces, not the JSON again.
  */
 import type { OutgoingHttpHeaders, ServerResponse } from 'node:http';
 import { splitSessionKey } from '../../protocol/snapshot.ts';
 import type { Change, ChangeFeed } from '../feed/feed.ts';
 import type { Logger } from '../log.ts';
-import { matches, type SessionFilter } from '../state/snapshot.ts';
+import { matches, sameContent, type RenderedSnapshot, type SessionFilter } from '../state/snapshot.ts';
 import type { Snapshots } from '../state/snapshots.ts';
 import { KEEPALIVE_FRAME, RETRY_FIELD, resetFrame, statusFrame, transitionFrame } from './frames.ts';
 import { TransitionHistory, type HistoryEntry } from './history.ts';
@@ -27,6 +33,10 @@ export interface HubOptions {
   readonly writeTimeoutMs: number;
   /** Where the ids stood before a clean restart: they continue from there (daemon/persist). */
   readonly resume?: IdPosition | null;
+  /** Most bytes Node may hold for one client beyond the frame being written (--sse-max-client-bytes). */
+  readonly maxClientBytes: number;
+  /** Most bytes Node may hold for all clients together (--sse-max-total-bytes). */
+  readonly maxTotalBytes: number;
 }
 
 export interface StreamRequest {
@@ -52,13 +62,18 @@ interface Subscriber {
   readonly filter: SessionFilter;
   readonly filterKey: string;
   readonly transitions: boolean;
-  /** The fingerprint of the last status this client got (compared by identity first: see `views`). */
-  lastFingerprint: string | null;
+  /** The content of the last status this client got (compared by identity first: see `views`). */
+  lastContent: readonly string[] | null;
   lastStatusAt: number;
   statusDirty: boolean;
   /** Waiting for 'drain': nothing more is written until the socket takes what it has. */
   paused: boolean;
   backlog: Buffer[];
+  backlogBytes: number;
+  /** The size of the last status frame written: a client may always hold that one beyond maxClientBytes. */
+  frameBytes: number;
+  /** When it was last paused: the total bound drops the clients paused longest first. */
+  pausedAt: number;
   lastWriteAt: number;
   stalledSince: number;
   stalledLength: number;
@@ -67,10 +82,18 @@ interface Subscriber {
 }
 
 interface View {
-  readonly fingerprint: string;
-  readonly json: string;
-  frame: Buffer | null;
+  readonly content: readonly string[];
+  readonly frame: Buffer;
+  /** The versionSeq and the time it was rendered at: a client accepted moments later may share it. */
+  readonly seq: number;
+  readonly at: number;
 }
+
+/** A status flush hands the event loop back after this long, and goes on at the next turn. */
+const FLUSH_SLICE_MS = 8;
+/** Past --sse-max-total-bytes, only clients paused at least this long are dropped. */
+const STALL_GRACE_MS = 1000;
+const DROP_LOG_INTERVAL_MS = 10_000;
 
 const RETRY = Buffer.from(RETRY_FIELD);
 const KEEPALIVE = Buffer.from(KEEPALIVE_FRAME);
@@ -92,8 +115,20 @@ export class SseHub {
   private statusTimer: NodeJS.Timeout | null = null;
   private statusTimerAt = Infinity;
   private lastStatusFlush = -Infinity;
-  /** Per filter, the last rendering: an unchanged fingerprint keeps its string object, so comparisons are by identity. */
+  /** The status flush in progress, served in slices (see continueFlush). */
+  private flush: {
+    readonly clients: Subscriber[];
+    next: number;
+    readonly fresh: Map<string, View>;
+    retryAt: number;
+    again: boolean;
+    immediate: NodeJS.Immediate | null;
+  } | null = null;
+  /** Per filter, the last rendering: unchanged content keeps its array object, so comparisons are by identity. */
   private views = new Map<string, View>();
+  /** The encoded frame of a rendering, for views whose filters select the same sessions. */
+  private readonly frames = new WeakMap<RenderedSnapshot, { seq: number; bytes: Buffer }>();
+  private readonly dropLog: Partial<Record<SseDropReason, { at: number; suppressed: number }>> = {};
   private readonly sweepTimer: NodeJS.Timeout;
   private readonly unsubscribe: () => void;
   /** Date.now() minus the monotonic clock: turns a transition's `at` into wall time (shared with the MQTT output). */
@@ -144,11 +179,14 @@ export class SseHub {
       filter: req.filter,
       filterKey: req.filterKey,
       transitions: req.transitions,
-      lastFingerprint: null,
+      lastContent: null,
       lastStatusAt: -Infinity,
       statusDirty: false,
       paused: false,
       backlog: [],
+      backlogBytes: 0,
+      frameBytes: 0,
+      pausedAt: 0,
       lastWriteAt: now,
       stalledSince: 0,
       stalledLength: 0,
@@ -165,7 +203,7 @@ export class SseHub {
     if (req.lastEventId !== null && c.transitions) this.replay(c, req.lastEventId, now);
     if (req.lastEventId === this.ids.format(this.versionSeq)) {
       // The client already shows the current state: remember it as seen instead of sending it again.
-      c.lastFingerprint = this.view(c.filterKey, c.filter).fingerprint;
+      c.lastContent = this.view(c.filterKey, c.filter).content;
       c.lastStatusAt = now;
     } else {
       this.sendStatus(c, now);
@@ -182,6 +220,8 @@ export class SseHub {
     clearInterval(this.sweepTimer);
     if (this.statusTimer) clearTimeout(this.statusTimer);
     if (this.immediate) clearImmediate(this.immediate);
+    if (this.flush?.immediate) clearImmediate(this.flush.immediate);
+    this.flush = null;
     for (const c of this.clients) c.res.end();
     this.clients.clear();
     this.transitionClients = 0;
@@ -230,11 +270,30 @@ export class SseHub {
     if (this.statusTimer) clearTimeout(this.statusTimer);
     this.statusTimer = null;
     this.statusTimerAt = Infinity;
+    if (this.flush !== null) {
+      // The previous flush is still going (in slices): the next starts when it ends, so no client is starved.
+      this.flush.again = true;
+      return;
+    }
     const now = this.clock();
     this.lastStatusFlush = now;
-    const fresh = new Map<string, View>();
-    let retryAt = Infinity;
-    for (const c of this.clients) {
+    this.flush = { clients: [...this.clients], next: 0, fresh: new Map(), retryAt: Infinity, again: false, immediate: null };
+    this.continueFlush();
+  }
+
+  /**
+   * Serves the flush's clients for at most FLUSH_SLICE_MS, then lets the event loop run (health checks, ingest,
+   * other requests) before going on: many distinct filters over many sessions cost many renderings, and that work
+   * must not stall everything else.
+   */
+  private continueFlush(): void {
+    const flush = this.flush!;
+    flush.immediate = null;
+    const start = this.clock();
+    let now = start;
+    while (flush.next < flush.clients.length) {
+      const c = flush.clients[flush.next++]!;
+      if (!this.clients.has(c)) continue;
       if (c.paused) {
         c.statusDirty = true;
         continue;
@@ -243,24 +302,47 @@ export class SseHub {
       if (eligibleAt > now) {
         // Only a client that connected (or drained) moments ago can be here: it gets the latest state on time.
         c.statusDirty = true;
-        retryAt = Math.min(retryAt, eligibleAt);
+        flush.retryAt = Math.min(flush.retryAt, eligibleAt);
         continue;
       }
-      this.sendStatus(c, now, fresh);
+      this.sendStatus(c, now, flush.fresh);
+      now = this.clock();
+      if (now - start >= FLUSH_SLICE_MS && flush.next < flush.clients.length) {
+        flush.immediate = setImmediate(() => this.continueFlush());
+        return;
+      }
     }
-    this.views = fresh;
-    if (retryAt !== Infinity) this.scheduleStatus(retryAt - now);
+    this.flush = null;
+    // Renderings no client asked for this time are let go: a filter nobody uses any more holds nothing.
+    this.views = flush.fresh;
+    this.stats.views = flush.fresh.size;
+    this.enforceTotal();
+    if (flush.again) this.scheduleStatus(this.lastStatusFlush + this.options.minIntervalMs - now);
+    if (flush.retryAt !== Infinity) this.scheduleStatus(flush.retryAt - now);
   }
 
+  /**
+   * The rendering for a filter: one per distinct filter per flush (`fresh`); outside a flush (a client just
+   * accepted), the last one while it shows the current state and is younger than the status interval.
+   */
   private view(filterKey: string, filter: SessionFilter, fresh?: Map<string, View>): View {
-    const current = fresh?.get(filterKey);
-    if (current) return current;
+    const now = this.clock();
+    const current = fresh ? fresh.get(filterKey) : this.views.get(filterKey);
+    if (current && (fresh || (current.seq === this.versionSeq && now - current.at < Math.max(this.options.minIntervalMs, 10)))) return current;
     const rendered = this.snapshots.render(filter);
     const previous = this.views.get(filterKey);
+    // Filters spelled differently may select the very same sessions and get the same rendering: one frame for all.
+    let frame = this.frames.get(rendered);
+    if (frame === undefined || frame.seq !== this.versionSeq) {
+      this.stats.renderings++;
+      frame = { seq: this.versionSeq, bytes: Buffer.from(statusFrame(this.ids.format(this.versionSeq), rendered.json)) };
+      this.frames.set(rendered, frame);
+    }
     const view: View = {
-      fingerprint: previous && previous.fingerprint === rendered.fingerprint ? previous.fingerprint : rendered.fingerprint,
-      json: rendered.json,
-      frame: null,
+      content: previous && sameContent(previous.content, rendered.content) ? previous.content : rendered.content,
+      frame: frame.bytes,
+      seq: this.versionSeq,
+      at: now,
     };
     (fresh ?? this.views).set(filterKey, view);
     return view;
@@ -269,15 +351,16 @@ export class SseHub {
   private sendStatus(c: Subscriber, now: number, fresh?: Map<string, View>): void {
     c.statusDirty = false;
     const view = this.view(c.filterKey, c.filter, fresh);
-    if (view.fingerprint === c.lastFingerprint) return;
-    view.frame ??= Buffer.from(statusFrame(this.ids.format(this.versionSeq), view.json));
-    c.lastFingerprint = view.fingerprint;
+    if (c.lastContent !== null && sameContent(view.content, c.lastContent)) return;
+    c.lastContent = view.content;
     c.lastStatusAt = now;
     this.stats.eventsSent.status++;
+    c.frameBytes = view.frame.length;
     this.write(c, view.frame, now);
   }
 
   private sendTransition(c: Subscriber, entry: HistoryEntry, now: number): void {
+    if (!this.clients.has(c)) return; // dropped while this batch was being sent
     const t = entry.transition;
     if (c.filter.sessions !== null || c.filter.channels !== null) {
       if (!matches(c.filter, { key: t.session_key, channel: splitSessionKey(t.session_key).channel })) return;
@@ -287,7 +370,9 @@ export class SseHub {
     );
     if (c.paused) {
       c.backlog.push(entry.frame);
+      c.backlogBytes += entry.frame.length;
       if (c.backlog.length > this.options.replay) this.drop(c, 'replay_overflow');
+      else if (this.queued(c) > this.options.maxClientBytes + c.frameBytes) this.drop(c, 'bytes_overflow');
       return;
     }
     this.stats.eventsSent.transition++;
@@ -320,8 +405,41 @@ export class SseHub {
     }
     if (!c.res.write(frame) && !c.paused) {
       c.paused = true;
+      c.pausedAt = now;
       c.res.once('drain', () => this.onDrain(c));
     }
+    // A client may always hold the status it is being sent (a snapshot of many sessions can be large by itself).
+    if (c.paused && this.queued(c) > this.options.maxClientBytes + Math.max(c.frameBytes, frame.length)) this.drop(c, 'bytes_overflow');
+  }
+
+  /** The bytes Node holds for a client: its unsent writes and the transitions queued while it is paused. */
+  private queued(c: Subscriber): number {
+    return c.res.writableLength + c.backlogBytes;
+  }
+
+  /**
+   * Keeps the total held for all clients within maxTotalBytes: past it, clients paused for STALL_GRACE_MS or more are
+   * dropped, the one paused longest first (a client that reads is paused only while a large frame drains). A frame
+   * shared by several clients counts once per client: the bound errs on the side of memory.
+   */
+  private enforceTotal(): void {
+    const now = this.clock();
+    let total = 0;
+    let stalled: Subscriber[] | null = null;
+    for (const c of this.clients) {
+      const bytes = this.queued(c);
+      total += bytes;
+      if (c.paused && bytes > 0 && now - c.pausedAt >= STALL_GRACE_MS) (stalled ??= []).push(c);
+    }
+    if (total > this.options.maxTotalBytes && stalled !== null) {
+      stalled.sort((a, b) => a.pausedAt - b.pausedAt);
+      for (const c of stalled) {
+        if (total <= this.options.maxTotalBytes) break;
+        total -= this.queued(c);
+        this.drop(c, 'hub_bytes_overflow');
+      }
+    }
+    this.stats.queuedBytes = total;
   }
 
   private onDrain(c: Subscriber): void {
@@ -332,8 +450,10 @@ export class SseHub {
     let i = 0;
     for (; i < c.backlog.length && !c.paused; i++) {
       this.stats.eventsSent.transition++;
+      c.backlogBytes -= c.backlog[i]!.length;
       this.write(c, c.backlog[i]!, now);
     }
+    if (!this.clients.has(c)) return;
     c.backlog = c.backlog.slice(i);
     if (c.paused || !c.statusDirty) return;
     const eligibleAt = c.lastStatusAt + this.options.minIntervalMs;
@@ -356,11 +476,22 @@ export class SseHub {
         this.write(c, KEEPALIVE, now);
       }
     }
+    this.enforceTotal();
   }
 
   private drop(c: Subscriber, reason: SseDropReason): void {
+    if (!this.clients.has(c)) return;
     this.stats.clientsDropped[reason]++;
-    this.log.warn({ reason }, 'dropped a slow SSE client; it can reconnect and resume with Last-Event-ID');
+    // Hundreds of stalled clients may go at once: one line per reason per DROP_LOG_INTERVAL_MS, with the count.
+    const now = this.clock();
+    const logged = (this.dropLog[reason] ??= { at: -Infinity, suppressed: 0 });
+    if (now - logged.at >= DROP_LOG_INTERVAL_MS) {
+      this.log.warn({ reason, alsoDroppedSinceLastLine: logged.suppressed }, 'dropped a slow SSE client; it can reconnect and resume with Last-Event-ID');
+      logged.at = now;
+      logged.suppressed = 0;
+    } else {
+      logged.suppressed++;
+    }
     this.remove(c);
     c.res.destroy();
   }
@@ -369,6 +500,7 @@ export class SseHub {
     if (!this.clients.delete(c)) return;
     if (c.transitions) this.transitionClients--;
     c.backlog = [];
+    c.backlogBytes = 0;
     this.stats.clientsConnected = this.clients.size;
   }
 }

@@ -7,6 +7,7 @@
  */
 import type { StatusEvent } from '../../protocol/events.ts';
 import { splitSessionKey, type SessionState, type TokenUsage } from '../../protocol/snapshot.ts';
+import { SessionTable } from './sessions.ts';
 import { transitionOf, type Transition } from './transitions.ts';
 
 export interface Session {
@@ -48,10 +49,15 @@ export const MAX_OPEN_CALLS = 64;
 const NO_CALLS: readonly OpenCall[] = Object.freeze([]);
 
 export interface StatusState {
-  /** In the order sessions first started; a restart in place keeps its position (Map insertion order). */
-  readonly sessions: ReadonlyMap<string, Session>;
+  /**
+   * In the order sessions first started; a restart in place keeps its position (Map insertion order). A ReadonlyMap
+   * whose versions share their data: see sessions.ts.
+   */
+  readonly sessions: SessionTable;
   readonly maxConcurrent: number;
   readonly errorTtlMs: number;
+  /** An agent_start for a new key is refused while this many sessions are live (--max-sessions). */
+  readonly maxSessions: number;
 }
 
 /** Who sent an event: a connection id, and whether it introduced itself with `hello` (a long-lived agent). */
@@ -72,8 +78,15 @@ export type FoldInput =
 export const AGENT_DISCONNECTED = 'agent disconnected';
 export const UNKNOWN_ERROR = 'Unknown error';
 
-export function initialState(options: { maxConcurrent: number; errorTtlMs: number }): StatusState {
-  return { sessions: new Map(), maxConcurrent: options.maxConcurrent, errorTtlMs: options.errorTtlMs };
+export const DEFAULT_MAX_SESSIONS = 10_000;
+
+export function initialState(options: { maxConcurrent: number; errorTtlMs: number; maxSessions?: number }): StatusState {
+  return {
+    sessions: SessionTable.empty(),
+    maxConcurrent: options.maxConcurrent,
+    errorTtlMs: options.errorTtlMs,
+    maxSessions: options.maxSessions ?? DEFAULT_MAX_SESSIONS,
+  };
 }
 
 export interface FoldResult {
@@ -82,6 +95,8 @@ export interface FoldResult {
   readonly transitions: readonly Transition[];
   /** Indexes of event inputs ignored because their session does not exist (counted by the caller). */
   readonly unknownSession: readonly number[];
+  /** Indexes of agent_start inputs refused because maxSessions sessions were live (answered and counted by the caller). */
+  readonly refused: readonly number[];
   /** The earliest error deadline these inputs set, if any: the runtime arms its timer from it without a scan. */
   readonly earliestNewDeadline: number | null;
 }
@@ -93,19 +108,21 @@ export function fold(state: StatusState, input: FoldInput, now: number): StatusS
 }
 
 /**
- * Folds many inputs at one time `now` (the lines of one socket read): the same result as folding them one by one,
- * but the sessions map is copied once for the whole batch instead of once per event.
+ * Folds many inputs at one time `now` (the lines of one socket read): the same result as folding them one by one.
+ * The batch's changes are collected in a draft and committed once: the cost is that of what changed, whatever the
+ * number of live sessions (sessions.ts).
  */
 export function foldAll(state: StatusState, inputs: readonly FoldInput[], now: number): FoldResult {
-  const sessions = new Draft(state.sessions);
+  const sessions = state.sessions.edit();
   let maxConcurrent = state.maxConcurrent;
   let transitions: Transition[] | null = null;
   let unknownSession: number[] | null = null;
+  let refused: number[] | null = null;
   let earliestNewDeadline: number | null = null;
   const change = (key: string, prev: Session | undefined, next: Session | undefined) => {
     if (next === prev) return;
     if (next) {
-      sessions.set(key, next);
+      sessions.set(key, next, prev !== undefined);
       const deadline = next.errorDeadline;
       if (deadline !== null && deadline !== prev?.errorDeadline && (earliestNewDeadline === null || deadline < earliestNewDeadline)) {
         earliestNewDeadline = deadline;
@@ -146,9 +163,13 @@ export function foldAll(state: StatusState, inputs: readonly FoldInput[], now: n
     if (!key) continue;
     const prev = sessions.get(key);
     if (event.type === 'agent_start') {
-      change(key, prev, started(key, prev, event.title || null, producer, event.pid ?? null, now));
+      // Live sessions are never evicted by newcomers: a new key past the cap is refused, a restart is not.
+      if (!prev && sessions.size >= state.maxSessions) (refused ??= []).push(i);
+      else change(key, prev, started(key, prev, event.title || null, producer, event.pid ?? null, now));
     } else if (!prev && event.create_session === true && event.type !== 'agent_end') {
-      change(key, prev, nextSession(started(key, undefined, null, producer, event.pid ?? null, now), event, now, state.errorTtlMs));
+      // An event that may create its session counts against the same cap as agent_start.
+      if (sessions.size >= state.maxSessions) (refused ??= []).push(i);
+      else change(key, prev, nextSession(started(key, undefined, null, producer, event.pid ?? null, now), event, now, state.errorTtlMs));
     } else if (!prev) {
       (unknownSession ??= []).push(i);
     } else if (event.type === 'agent_end') {
@@ -160,36 +181,8 @@ export function foldAll(state: StatusState, inputs: readonly FoldInput[], now: n
 
   const next = sessions.result();
   const result: StatusState =
-    next === state.sessions && maxConcurrent === state.maxConcurrent ? state : { sessions: next, maxConcurrent, errorTtlMs: state.errorTtlMs };
-  return { state: result, transitions: transitions ?? NONE, unknownSession: unknownSession ?? NONE, earliestNewDeadline };
-}
-
-/** A copy-on-write view of the sessions map: the first write of a batch copies it, later writes reuse the copy. */
-class Draft {
-  private copy: Map<string, Session> | null = null;
-
-  constructor(private readonly base: ReadonlyMap<string, Session>) {}
-
-  get(key: string): Session | undefined {
-    return (this.copy ?? this.base).get(key);
-  }
-
-  set(key: string, s: Session): void {
-    (this.copy ??= new Map(this.base)).set(key, s);
-  }
-
-  delete(key: string): void {
-    (this.copy ??= new Map(this.base)).delete(key);
-  }
-
-  /** A snapshot of the entries to iterate while writing. */
-  entries(): [string, Session][] {
-    return [...(this.copy ?? this.base)];
-  }
-
-  result(): ReadonlyMap<string, Session> {
-    return this.copy ?? this.base;
-  }
+    next === state.sessions && maxConcurrent === state.maxConcurrent ? state : { ...state, sessions: next, maxConcurrent };
+  return { state: result, transitions: transitions ?? NONE, unknownSession: unknownSession ?? NONE, refused: refused ?? NONE, earliestNewDeadline };
 }
 
 // Sessions are built as object literals with every field, in one order: one hidden class for all of them, and
