@@ -234,7 +234,94 @@ export const SERVE_OPTIONS = {
 } as const;
 
 type Options = typeof SERVE_OPTIONS;
-export type ServeConfig = { readonly [K in keyof Options]: Options[K] extends Option<infer T> ? T : never };
+type ConfigOf<O> = { readonly [K in keyof O]: O[K] extends Option<infer T> ? T : never };
+export type ServeConfig = ConfigOf<Options>;
+
+// --- `fleet` (daemon/fleet/): serve's HTTP and SSE options, shared by definition, and the broker to read ---
+
+function brokerUrl(raw: string): string {
+  let url: URL;
+  try {
+    url = new URL(raw.trim());
+  } catch {
+    throw new ConfigError('expected a broker URL such as mqtt://broker.example:1883');
+  }
+  if (!['mqtt:', 'mqtts:', 'ws:', 'wss:'].includes(url.protocol)) throw new ConfigError('expected an mqtt://, mqtts://, ws:// or wss:// URL');
+  return raw.trim();
+}
+
+function topicBase(raw: string): string {
+  const base = raw.trim().replace(/\/+$/, '');
+  if (base === '' || /[+#\u0000]/.test(base) || base.startsWith('/')) throw new ConfigError('expected a topic such as pocketpaw-status, without wildcards (+ #) or a leading /');
+  return base;
+}
+
+export const FLEET_OPTIONS = {
+  mqttUrl: option<string | null>({
+    flag: 'mqtt-url',
+    arg: 'URL',
+    help: 'the MQTT broker the daemons publish to (mqtt://, mqtts://, ws://, wss://); required',
+    defaultText: 'none',
+    default: () => null,
+    parse: brokerUrl,
+  }),
+  mqttTopicBase: option({
+    flag: 'mqtt-topic-base',
+    arg: 'TOPIC',
+    help: 'topic under which every daemon publishes as <base>/<node-id>/... (their --mqtt-topic-prefix less the node id)',
+    defaultText: 'pocketpaw-status',
+    default: () => 'pocketpaw-status',
+    parse: topicBase,
+  }),
+  maxNodes: option({
+    flag: 'max-nodes',
+    arg: 'N',
+    help: 'most nodes the fleet keeps; messages naming a further node are dropped and counted',
+    defaultText: '10000',
+    default: () => 10000,
+    parse: integer(1, 1_000_000),
+  }),
+  host: SERVE_OPTIONS.host,
+  // Another default than serve's 8780, so that an aggregator can run beside a daemon on one machine.
+  port: { ...SERVE_OPTIONS.port, defaultText: '8781', default: () => 8781 },
+  apiKeyFile: SERVE_OPTIONS.apiKeyFile,
+  allowOpen: SERVE_OPTIONS.allowOpen,
+  corsOrigin: SERVE_OPTIONS.corsOrigin,
+  sseHeartbeat: SERVE_OPTIONS.sseHeartbeat,
+  sseMinInterval: SERVE_OPTIONS.sseMinInterval,
+  sseReplay: SERVE_OPTIONS.sseReplay,
+  sseWriteTimeout: SERVE_OPTIONS.sseWriteTimeout,
+  maxSseClients: SERVE_OPTIONS.maxSseClients,
+} as const;
+
+export type FleetConfig = ConfigOf<typeof FLEET_OPTIONS>;
+
+export function parseFleetConfig(argv: readonly string[], env: NodeJS.ProcessEnv): FleetConfig | 'help' {
+  const config = parseOptions(FLEET_OPTIONS, argv, env);
+  if (config !== 'help' && config.mqttUrl === null) {
+    throw new ConfigError('the fleet reads its nodes from an MQTT broker: give --mqtt-url (or POCKETPAW_STATUS_MQTT_URL), e.g. mqtt://localhost:1883');
+  }
+  return config;
+}
+
+export function fleetHelp(): string {
+  return [
+    'Usage: pocketpaw-status fleet --mqtt-url URL [options]',
+    '',
+    'Runs the fleet aggregator: reads what every daemon (serve --mqtt-url) publishes to the broker and serves',
+    'GET /api/v1/fleet/status (every node), GET /api/v1/agent/status (all nodes\' sessions, keys prefixed',
+    '<node-id>/), their streams and the status page, with the same key rules, CORS and limits as serve.',
+    '',
+    'Each option is taken from its flag, else its environment variable, else its default.',
+    '',
+    'Options:',
+    ...optionRows(FLEET_OPTIONS),
+    `  ${'--help, -h'.padEnd(28)} show this help`,
+    '',
+    'Exit codes: 0 stopped by SIGINT/SIGTERM; 1 could not start; 2 invalid configuration.',
+    '',
+  ].join('\n');
+}
 
 export function envName(flag: string): string {
   return `POCKETPAW_STATUS_${flag.toUpperCase().replace(/-/g, '_')}`;
@@ -247,7 +334,11 @@ export function envNames(o: Pick<Option<unknown>, 'flag' | 'env'>): readonly str
 
 /** Parses `serve`'s arguments and environment. Throws ConfigError with a message naming the flag. */
 export function parseServeConfig(argv: readonly string[], env: NodeJS.ProcessEnv): ServeConfig | 'help' {
-  const entries = Object.entries(SERVE_OPTIONS) as [keyof Options, Option<unknown>][];
+  return parseOptions(SERVE_OPTIONS, argv, env);
+}
+
+function parseOptions<O extends Record<string, Option<unknown>>>(table: O, argv: readonly string[], env: NodeJS.ProcessEnv): ConfigOf<O> | 'help' {
+  const entries = Object.entries(table) as [keyof O, Option<unknown>][];
   let values: Record<string, string | boolean | string[] | undefined>;
   try {
     const valued = new Set(entries.filter(([, o]) => !o.boolean).map(([, o]) => `--${o.flag}`));
@@ -266,7 +357,7 @@ export function parseServeConfig(argv: readonly string[], env: NodeJS.ProcessEnv
   }
   if (values.help) return 'help';
 
-  const config: Record<string, unknown> = {};
+  const config: Partial<Record<keyof O, unknown>> = {};
   for (const [key, o] of entries) {
     const fromFlag = values[o.flag];
     const envVar = envNames(o).find((name) => env[name] !== undefined);
@@ -284,7 +375,7 @@ export function parseServeConfig(argv: readonly string[], env: NodeJS.ProcessEnv
       throw new ConfigError(`invalid ${source} ${JSON.stringify(raw)}: ${why}`);
     }
   }
-  return config as ServeConfig;
+  return config as ConfigOf<O>;
 }
 
 /**
@@ -317,11 +408,15 @@ function describeArgError(error: unknown): string {
   return message;
 }
 
-export function serveHelp(): string {
-  const rows = Object.values(SERVE_OPTIONS).map((o: Option<unknown>) => {
+function optionRows(table: Record<string, Option<unknown>>): string[] {
+  return Object.values(table).map((o: Option<unknown>) => {
     const left = o.boolean ? `--${o.flag}` : `--${o.flag} ${o.arg}`;
     return `  ${left.padEnd(28)} ${o.help}\n  ${''.padEnd(28)} env ${envNames(o).join(' or ')}; default ${o.defaultText}`;
   });
+}
+
+export function serveHelp(): string {
+  const rows = optionRows(SERVE_OPTIONS);
   return [
     'Usage: pocketpaw-status serve [options]',
     '',

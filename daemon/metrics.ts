@@ -17,7 +17,7 @@ import { SESSION_STATES, type SessionState } from '../protocol/snapshot.ts';
 import { IGNORE_REASONS, REJECT_REASONS } from './ingest/decode.ts';
 import type { IngestStats } from './ingest/stats.ts';
 import type { SseStats } from './sse/stats.ts';
-import type { StatusState } from './state/fold.ts';
+import type { Session } from './state/fold.ts';
 
 export const METRICS_PATH = '/metrics';
 const PREFIX = 'pocketpaw_status_';
@@ -26,7 +26,9 @@ export interface MetricsSources {
   readonly ingest: IngestStats;
   readonly sse: SseStats;
   /** The store's current state (sessions by state are counted from it at scrape time). */
-  readonly state: () => StatusState;
+  readonly state: () => { readonly sessions: ReadonlyMap<string, Pick<Session, 'state'>> };
+  /** Series of the fleet aggregator's own (daemon/fleet/stats.ts), registered beside these. */
+  readonly more?: (prom: PromClient, registry: Registry, prefix: string) => void;
 }
 
 export interface Metrics {
@@ -36,7 +38,7 @@ export interface Metrics {
   registry(): Promise<Registry>;
 }
 
-type PromClient = typeof import('prom-client');
+export type PromClient = typeof import('prom-client');
 
 /** A counter whose value is copied from a plain number at scrape time. */
 function mirroredCounter({ Counter }: PromClient, registry: Registry, name: string, help: string, read: () => number): void {
@@ -142,6 +144,8 @@ function buildRegistry(prom: PromClient, sources: MetricsSources, httpResponses:
   mirroredCounterByLabel(prom, registry, 'sse_clients_dropped_total', 'SSE clients disconnected for being too slow, by reason.', 'reason', () =>
     Object.entries(sse.clientsDropped),
   );
+
+  sources.more?.(prom, registry, PREFIX);
 
   // --- HTTP ---
   new prom.Counter({

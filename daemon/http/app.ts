@@ -14,7 +14,7 @@ import { jsonError } from './errors.ts';
 import { rejectMalformedUrl } from './malformed.ts';
 import { filterFromQuery } from './filter.ts';
 import { LIVEZ_PATH, READYZ_PATH, registerHealthRoutes, type Readiness } from './health.ts';
-import { PAGE_PATH, registerPageRoute } from './page.ts';
+import { PAGE_PATH, registerPageRoute, type RenderedPage } from './page.ts';
 import { FailureLimiter } from './rate-limit.ts';
 import { streamRoute, type NodeEnv } from './stream.ts';
 
@@ -22,7 +22,7 @@ export const STATUS_PATH = '/api/v1/agent/status';
 export const STREAM_PATH = '/api/v1/agent/status/stream';
 
 export interface AppDeps {
-  readonly snapshots: Snapshots;
+  readonly snapshots: Pick<Snapshots, 'body'>;
   readonly hub: SseHub;
   readonly sseStats: SseStats;
   readonly maxSseClients: number;
@@ -33,6 +33,10 @@ export interface AppDeps {
   readonly apiKey: ApiKey;
   /** `--cors-origin`: the origins whose pages may read the API. */
   readonly corsOrigins: readonly string[];
+  /** The fleet (daemon/fleet/server.ts): its own routes, behind the same middleware; returns their paths (for 405). */
+  readonly moreRoutes?: (app: Hono<NodeEnv>) => readonly string[];
+  /** The fleet: the status page in its fleet form. */
+  readonly page?: () => RenderedPage;
 }
 
 export function createApp(deps: AppDeps): Hono<NodeEnv> {
@@ -55,14 +59,15 @@ export function createApp(deps: AppDeps): Hono<NodeEnv> {
   registerHealthRoutes(app, deps.readiness);
   registerMetricsRoute(app, deps.metrics);
   // The status page at / is open: its data comes from the stream, which checks the key.
-  registerPageRoute(app, log);
+  registerPageRoute(app, log, deps.page);
   app.get(STATUS_PATH, (c) =>
     c.body(snapshots.body(filterFromQuery(c)), 200, { 'Content-Type': 'application/json' }),
   );
   app.get(STREAM_PATH, streamRoute(deps.hub, deps.sseStats, deps.maxSseClients));
+  const more = deps.moreRoutes?.(app) ?? [];
 
   // --- fallbacks ---
-  for (const path of [PAGE_PATH, STATUS_PATH, STREAM_PATH, LIVEZ_PATH, READYZ_PATH, METRICS_PATH]) {
+  for (const path of [PAGE_PATH, STATUS_PATH, STREAM_PATH, LIVEZ_PATH, READYZ_PATH, METRICS_PATH, ...more]) {
     app.all(path, (c) => jsonError(c, 405, 'Method Not Allowed', { Allow: 'GET, HEAD' }));
   }
   app.notFound((c) => jsonError(c, 404, 'Not Found'));

@@ -13,6 +13,7 @@ export function statusFrame(id: string, json: string): string {
 
 export function transitionFrame(id: string, t: Transition, at: string): string {
   const data = JSON.stringify({
+    ...(t.node_id === undefined ? null : { node_id: t.node_id }),
     session_key: t.session_key,
     from: t.from,
     to: t.to,

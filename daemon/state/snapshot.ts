@@ -11,6 +11,8 @@ import type { Session, StatusState } from './fold.ts';
 export interface SessionFilter {
   readonly sessions: ReadonlySet<string> | null;
   readonly channels: ReadonlySet<string> | null;
+  /** `?node=`: only the fleet reads it (daemon/fleet/render.ts); a single daemon has no nodes to choose from. */
+  readonly nodes?: ReadonlySet<string> | null;
 }
 
 export const NO_FILTER: SessionFilter = { sessions: null, channels: null };
