@@ -1,0 +1,189 @@
+/**
+ * The fleet aggregator against a real mosquitto, with simulated nodes publishing exactly what a daemon publishes
+ * (scripts/bench/sim-nodes.ts: the daemon's own fold and renderer).
+ */
+import assert from 'node:assert/strict';
+import { after, before, describe, test } from 'node:test';
+import { EventSource } from 'eventsource';
+import { connectAsync, type MqttClient } from 'mqtt';
+import type { StatusEvent } from '../protocol/events.ts';
+import { NODE_OFFLINE, type FleetStatusResponse } from '../protocol/fleet.ts';
+import { AgentStatusResponse } from '../protocol/snapshot.ts';
+import { renderSnapshot } from '../daemon/state/snapshot.ts';
+import { SimNode } from '../scripts/bench/sim-nodes.ts';
+import { MOSQUITTO_SKIP, startBroker, type TestBroker } from './helpers/broker.ts';
+import { waitFor } from './helpers/daemon.ts';
+import { getFleet, startFleet, timelessFleet, waitForFleet, type TestFleet } from './helpers/fleet.ts';
+import { scrape, series } from './helpers/metrics.ts';
+
+const ev = (type: StatusEvent['type'], session_key: string, extra: Record<string, unknown> = {}) => ({ type, session_key, ...extra }) as StatusEvent;
+
+/** Each node's own snapshot without timers, as its daemon would serve it (the node's fold state, rendered). */
+function ownSnapshot(node: SimNode): { global: Record<string, unknown>; sessions: Record<string, unknown>[] } {
+  const body = JSON.parse(renderSnapshot({ sessions: node.sessions, maxConcurrent: 5, errorTtlMs: 30_000 }, 0, 0).json) as {
+    global: Record<string, unknown>;
+    sessions: Record<string, unknown>[];
+  };
+  return { global: { ...body.global, uptime_seconds: 0 }, sessions: body.sessions.map((s) => ({ ...s, duration_seconds: 0 })) };
+}
+
+function nodePart(fleet: FleetStatusResponse, id: string) {
+  const node = fleet.nodes.find((n) => n.node_id === id);
+  assert.ok(node, `node ${id} in the fleet`);
+  return node;
+}
+
+describe('fleet through a real broker, simulated nodes', { skip: MOSQUITTO_SKIP }, () => {
+  let broker: TestBroker;
+  let fleet: TestFleet;
+  const nodes: SimNode[] = [];
+
+  before(async () => {
+    broker = await startBroker();
+    for (const id of ['alpha', 'beta', 'gamma']) nodes.push(await SimNode.connect(broker.url, id));
+    const [alpha, beta, gamma] = nodes as [SimNode, SimNode, SimNode];
+    // A script of events on each node, published before the aggregator starts: it reads them from retained state.
+    await alpha.apply([ev('agent_start', 'cli:a1', { title: 'Refactor' }), ev('tool_start', 'cli:a1', { name: 'Bash' })]);
+    await alpha.apply([ev('agent_start', 'telegram:42', {}), ev('token_usage', 'telegram:42', { input: 100, output: 7 })]);
+    await beta.apply([ev('agent_start', 'cli:b1', {}), ev('ask_user_question', 'cli:b1')]);
+    await beta.apply([ev('agent_start', 'cli:b2', {}), ev('error', 'cli:b2', { message: 'rate limited' })]);
+    await gamma.apply([ev('agent_start', 'cli:g1', {}), ev('agent_end', 'cli:g1')]);
+    fleet = await startFleet(broker.url);
+  });
+
+  after(async () => {
+    await fleet?.stop();
+    for (const node of nodes) node.client.end(true);
+    await broker?.stop();
+  });
+
+  test("a late-started aggregator shows every node from retained state, each node's part as its own daemon serves it", async () => {
+    const body = await waitForFleet(fleet.url, (f) => f.nodes.length === 3 && f.nodes.every((n) => n.global !== null), 'three nodes', 2000);
+    assert.deepEqual(body.nodes.map((n) => [n.node_id, n.online]), [['alpha', true], ['beta', true], ['gamma', true]]);
+    for (const node of nodes) {
+      const part = nodePart(body, node.nodeId);
+      const timeless = { global: { ...part.global!, uptime_seconds: 0 }, sessions: part.sessions.map((s) => ({ ...s, duration_seconds: 0 })) };
+      assert.deepEqual(timeless, ownSnapshot(node), node.nodeId);
+    }
+    assert.deepEqual(body.global, { ...body.global, state: 'degraded', active_sessions: 4, max_concurrent: 15 });
+  });
+
+  test("/api/v1/agent/status on the fleet is PocketPaw's shape over every node, keys prefixed <node_id>/", async () => {
+    const res = await fetch(`${fleet.url}/api/v1/agent/status`);
+    assert.equal(res.status, 200);
+    const body = AgentStatusResponse.parse(await res.json());
+    assert.deepEqual(body.sessions.map((s) => s.session_key), ['alpha/cli:a1', 'alpha/telegram:42', 'beta/cli:b1', 'beta/cli:b2']);
+    assert.equal(body.sessions[1]!.channel, 'telegram');
+    assert.deepEqual(body.sessions[1]!.token_usage, { input: 100, output: 7 });
+    const filtered = AgentStatusResponse.parse(await (await fetch(`${fleet.url}/api/v1/agent/status?session=beta/cli:b1`)).json());
+    assert.deepEqual(filtered.sessions.map((s) => s.session_key), ['beta/cli:b1']);
+  });
+
+  test('the fleet stream: status events, transitions with node_id, ?node= filter, Last-Event-ID replay', async () => {
+    const received: { type: string; data: Record<string, unknown>; id: string }[] = [];
+    const es = new EventSource(`${fleet.url}/api/v1/fleet/status/stream?transitions=1&node=alpha`);
+    for (const type of ['status', 'transition']) {
+      es.addEventListener(type, (e) => received.push({ type, data: JSON.parse(e.data) as Record<string, unknown>, id: e.lastEventId }));
+    }
+    try {
+      await waitFor(() => received.some((r) => r.type === 'status'), { what: 'the first status event' });
+      const first = received.find((r) => r.type === 'status')!.data as unknown as FleetStatusResponse;
+      assert.deepEqual(first.nodes.map((n) => n.node_id), ['alpha']);
+      await nodes[1]!.apply([ev('thinking', 'cli:b1')]);
+      await nodes[0]!.apply([ev('stream_start', 'cli:a1')]);
+      await waitFor(() => received.some((r) => r.type === 'transition'), { what: "alpha's transition" });
+      const transitions = received.filter((r) => r.type === 'transition').map((r) => r.data);
+      assert.deepEqual(transitions.map((t) => [t.node_id, t.session_key, t.from, t.to]), [['alpha', 'cli:a1', 'tool_running', 'streaming']], "beta's transition is filtered out");
+      assert.match(String(transitions[0]!.at), /^\d{4}-\d\d-\d\dT/);
+      await waitFor(() => {
+        const last = received.filter((r) => r.type === 'status').at(-1)?.data as unknown as FleetStatusResponse | undefined;
+        return last?.nodes[0]?.sessions[0]?.state === 'streaming';
+      }, { what: 'a status event showing the change' });
+      // Ids strictly increase: the hub's guarantees hold on the fleet stream.
+      const seqs = received.map((r) => Number(r.id.split('-')[1]));
+      assert.deepEqual(seqs, [...seqs].sort((a, b) => a - b));
+    } finally {
+      es.close();
+    }
+  });
+
+  test('a garbage publisher is dropped, counted in /metrics and logged; the fleet carries on unchanged', async () => {
+    const before = timelessFleet(await getFleet(fleet.url));
+    const garbage: MqttClient = await connectAsync(broker.url);
+    try {
+      await garbage.publishAsync('pocketpaw-status/alpha/status', '{"global": "not this"}', { qos: 1 });
+      await garbage.publishAsync('pocketpaw-status/alpha/status', Buffer.alloc(2 * 1024 * 1024, 0x7b), { qos: 1 });
+      await garbage.publishAsync('pocketpaw-status/beta/sessions/cli%3Ab1', 'not json', { qos: 1 });
+      await garbage.publishAsync('pocketpaw-status/beta/transitions', '{"v":99}', { qos: 1 });
+      await garbage.publishAsync('pocketpaw-status/delta/availability', 'maybe', { qos: 1 });
+      const dropped = (text: string, reason: string) => series(text, 'pocketpaw_status_fleet_messages_dropped_total', { reason });
+      const m = (await waitFor(async () => {
+        const text = await scrape(fleet.url);
+        return dropped(text, 'invalid_payload') === 3 ? text : null;
+      }, { what: 'drops counted in /metrics' })) as string;
+      assert.equal(dropped(m, 'oversized'), 1);
+      assert.equal(dropped(m, 'invalid_json'), 1);
+      assert.ok(fleet.logs().some((l) => l.level === 40 && /dropped an MQTT message/.test(l.msg)), 'a drop is logged');
+      assert.deepEqual(timelessFleet(await getFleet(fleet.url)), before, 'nothing corrupted, no node invented');
+    } finally {
+      await garbage.endAsync();
+    }
+  });
+
+  test('a node whose connection dies shows offline within 2 s of the broker publishing its will, sessions error / "node offline"', async () => {
+    const watcher = await connectAsync(broker.url);
+    try {
+      let willAt = 0;
+      watcher.on('message', (topic, payload) => {
+        if (topic === 'pocketpaw-status/beta/availability' && payload.toString() === 'offline') willAt = Date.now();
+      });
+      await watcher.subscribeAsync('pocketpaw-status/beta/availability', { qos: 1 });
+      nodes[1]!.kill();
+      await waitFor(() => willAt > 0, { what: 'the broker publishing the last will', timeoutMs: 15_000 });
+      const body = await waitForFleet(fleet.url, (f) => nodePart(f, 'beta').online === false, 'beta offline', 2000);
+      const beta = nodePart(body, 'beta');
+      assert.deepEqual(beta.sessions.map((s) => [s.session_key, s.state, s.error_message]), [
+        ['cli:b1', 'error', NODE_OFFLINE],
+        ['cli:b2', 'error', NODE_OFFLINE],
+      ]);
+      assert.equal(body.global.state, 'degraded');
+      assert.equal(body.global.active_sessions, 2, "the offline node's sessions no longer count");
+
+      // Back: a fresh daemon (nothing running) publishes online and its empty status; that replaces the sessions.
+      nodes[1] = await SimNode.connect(broker.url, 'beta');
+      const back = await waitForFleet(fleet.url, (f) => nodePart(f, 'beta').online && nodePart(f, 'beta').sessions.length === 0, 'beta back');
+      assert.equal(nodePart(back, 'beta').global!.state, 'idle');
+    } finally {
+      await watcher.endAsync();
+    }
+  });
+
+  test('a restarted aggregator shows the same fleet from retained state within 2 s', async () => {
+    const before = timelessFleet(await getFleet(fleet.url));
+    await fleet.stop();
+    fleet = await startFleet(broker.url);
+    const after = await waitForFleet(fleet.url, (f) => JSON.stringify(timelessFleet(f)) === JSON.stringify(before), 'the same fleet', 2000).catch(async () => getFleet(fleet.url));
+    assert.deepEqual(timelessFleet(after), before);
+  });
+});
+
+describe('fleet HTTP rules', { skip: MOSQUITTO_SKIP }, () => {
+  test('the same key rules as serve: the fleet routes need the key, the page and health do not', async () => {
+    const broker = await startBroker();
+    const fleet = await startFleet(broker.url, [], { POCKETPAW_STATUS_API_KEY: 'fleet-key-Q1w2E3r4T5y6' });
+    try {
+      assert.equal((await fetch(`${fleet.url}/api/v1/fleet/status`)).status, 403);
+      assert.equal((await fetch(`${fleet.url}/api/v1/fleet/status/stream`)).status, 403);
+      assert.equal((await fetch(`${fleet.url}/api/v1/agent/status`)).status, 403);
+      assert.equal((await fetch(`${fleet.url}/api/v1/fleet/status`, { headers: { 'X-Status-Key': 'fleet-key-Q1w2E3r4T5y6' } })).status, 200);
+      assert.equal((await fetch(`${fleet.url}/api/v1/fleet/status`, { method: 'POST', headers: { 'X-Status-Key': 'fleet-key-Q1w2E3r4T5y6' } })).status, 405);
+      const page = await fetch(`${fleet.url}/`);
+      assert.equal(page.status, 200);
+      assert.match(await page.text(), /<meta name="pocketpaw-status-view" content="fleet">/);
+      assert.equal((await fetch(`${fleet.url}/readyz`)).status, 200);
+    } finally {
+      await fleet.stop();
+      await broker.stop();
+    }
+  });
+});
