@@ -12,7 +12,8 @@ import { AgentStatusResponse } from '../protocol/snapshot.ts';
 import { renderSnapshot } from '../daemon/state/snapshot.ts';
 import { SimNode } from '../scripts/bench/sim-nodes.ts';
 import { MOSQUITTO_SKIP, startBroker, type TestBroker } from './helpers/broker.ts';
-import { waitFor } from './helpers/daemon.ts';
+import { runCli, waitFor } from './helpers/daemon.ts';
+import { RawSse } from './helpers/sse.ts';
 import { getFleet, startFleet, timelessFleet, waitForFleet, type TestFleet } from './helpers/fleet.ts';
 import { scrape, series } from './helpers/metrics.ts';
 
@@ -79,6 +80,28 @@ describe('fleet through a real broker, simulated nodes', { skip: MOSQUITTO_SKIP 
     assert.deepEqual(filtered.sessions.map((s) => s.session_key), ['beta/cli:b1']);
   });
 
+  test('`status --url` against a fleet prints a NODE column', async () => {
+    const out = await runCli(['status', '--url', fleet.url]);
+    assert.equal(out.code, 0, out.stderr);
+    const lines = out.stdout.split('\n');
+    assert.match(lines.find((l) => l.includes('SESSION'))!, /^ {2}NODE +SESSION +CHANNEL +STATE/);
+    assert.ok(lines.some((l) => /^ {2}alpha +Refactor +cli +tool_running/.test(l)), out.stdout);
+    assert.ok(lines.some((l) => /^ {2}beta +b2 +cli +error: rate limit/.test(l)), out.stdout);
+    // A single daemon's table has no NODE column: the fleet says what it is in a response header.
+    assert.equal((await fetch(`${fleet.url}/api/v1/agent/status`)).headers.get('x-pocketpaw-status-view'), 'fleet');
+  });
+
+  test('the agent stream on the fleet carries the prefixed snapshot, so stream clients work unchanged', async () => {
+    const sse = await RawSse.open(`${fleet.url}/api/v1/agent/status/stream`);
+    try {
+      await sse.waitFor((s) => s.of('status').length > 0, 'a status event');
+      const body = AgentStatusResponse.parse(JSON.parse(sse.of('status')[0]!.data));
+      assert.ok(body.sessions.some((s) => s.session_key === 'alpha/cli:a1'));
+    } finally {
+      sse.close();
+    }
+  });
+
   test('the fleet stream: status events, transitions with node_id, ?node= filter, Last-Event-ID replay', async () => {
     const received: { type: string; data: Record<string, unknown>; id: string }[] = [];
     const es = new EventSource(`${fleet.url}/api/v1/fleet/status/stream?transitions=1&node=alpha`);
@@ -102,6 +125,14 @@ describe('fleet through a real broker, simulated nodes', { skip: MOSQUITTO_SKIP 
       // Ids strictly increase: the hub's guarantees hold on the fleet stream.
       const seqs = received.map((r) => Number(r.id.split('-')[1]));
       assert.deepEqual(seqs, [...seqs].sort((a, b) => a - b));
+      // Resuming from the first status event's id replays the transition missed since.
+      const resumed = await RawSse.open(`${fleet.url}/api/v1/fleet/status/stream?transitions=1&node=alpha`, { 'Last-Event-ID': received[0]!.id });
+      try {
+        await resumed.waitFor((s) => s.of('transition').length > 0, 'the replayed transition');
+        assert.equal(JSON.parse(resumed.of('transition')[0]!.data).node_id, 'alpha');
+      } finally {
+        resumed.close();
+      }
     } finally {
       es.close();
     }

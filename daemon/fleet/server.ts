@@ -6,11 +6,12 @@
  * hub.ts: ids, retry, Last-Event-ID replay, coalescing, bounded slow clients), given the fleet's snapshot sources.
  */
 import { getRequestListener } from '@hono/node-server';
-import { createServer, type Server } from 'node:http';
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { performance } from 'node:perf_hooks';
 import { checkExposure, loadStartupKey } from '../auth/exposure.ts';
 import type { FleetConfig } from '../config.ts';
+import { FLEET_VIEW_HEADER } from '../cli/render.ts';
 import { createApp } from '../http/app.ts';
 import { filterFromQuery } from '../http/filter.ts';
 import { Readiness } from '../http/health.ts';
@@ -87,7 +88,7 @@ export async function startFleet(config: FleetConfig, log: Logger): Promise<Flee
   });
   const http = createServer(
     { headersTimeout: 10_000, requestTimeout: 15_000, connectionsCheckingInterval: 1_000 },
-    withSecurityHeaders(getRequestListener(app.fetch)),
+    withSecurityHeaders(markedAsFleet(getRequestListener(app.fetch))),
   );
   http.on('clientError', answerClientError);
   const drops = new DropLog(log, clock);
@@ -145,6 +146,14 @@ export const FLEET_PAGE_MARKER = '<meta name="pocketpaw-status-view" content="fl
 export function fleetPage(): RenderedPage {
   const page = currentPage();
   return { ...page, html: page.html.replace('<head>', `<head>\n${FLEET_PAGE_MARKER}`) };
+}
+
+/** Every response says it comes from a fleet: `status --url` adds its NODE column (cli/render.ts). */
+function markedAsFleet(listener: (req: IncomingMessage, res: ServerResponse) => unknown) {
+  return (req: IncomingMessage, res: ServerResponse) => {
+    res.setHeader(FLEET_VIEW_HEADER, 'fleet');
+    return listener(req, res);
+  };
 }
 
 function listen(server: Server, port: number, host: string): Promise<void> {
