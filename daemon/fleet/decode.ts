@@ -31,6 +31,14 @@ const STATUS = z.compile(NodeStatus);
 const SESSION = z.compile(NodeSession);
 const TRANSITION = z.compile(NodeTransition);
 
+/**
+ * QoS of the fleet's subscription. The aggregator's session is clean (nothing survives a reconnection: the retained
+ * messages are read again instead), so QoS 1 would add an acknowledgement per message and no guarantee beyond TCP's;
+ * and brokers cap the QoS 1 messages queued per client (mosquitto's max_queued_messages, 1000 by default), which a
+ * catch-up of thousands of retained messages would exceed.
+ */
+export const SUBSCRIPTION_QOS = 0;
+
 /** The topic filters a fleet subscribes to under `base`, the one with retained state first. */
 export function fleetSubscriptions(base: string): string[] {
   return [`${base}/+/availability`, `${base}/+/status`, `${base}/+/sessions/+`, `${base}/+/transitions`];

@@ -10,7 +10,7 @@
 import { randomBytes } from 'node:crypto';
 import type { MqttClient } from 'mqtt';
 import type { Logger } from '../log.ts';
-import { decodeMessage, fleetSubscriptions } from './decode.ts';
+import { SUBSCRIPTION_QOS, decodeMessage, fleetSubscriptions } from './decode.ts';
 import type { FleetInput } from './fold.ts';
 import type { DropLog, FleetStats } from './stats.ts';
 import type { FleetStore } from './store.ts';
@@ -61,7 +61,7 @@ export class FleetMqttInput {
       if (this.warnedDown || this.connections === 1) this.log.info({ broker: this.options.url }, `connected to the MQTT broker ${this.options.url}`);
       this.warnedDown = false;
       // A clean session has no subscriptions: subscribe on every connection (retained messages come with each).
-      client.subscribe(fleetSubscriptions(this.options.base), { qos: 1 }, (error) => {
+      client.subscribe(fleetSubscriptions(this.options.base), { qos: SUBSCRIPTION_QOS }, (error) => {
         if (error) this.log.error({ err: error }, 'the broker refused the fleet subscription; check the ACL for the topic base');
         else this.onSubscribed();
       });
