@@ -12,6 +12,7 @@
  * monotonic time it arrived, and rendering ages it by the time since (render.ts), so each node's part reads as its
  * own daemon would serve it now.
  */
+import { NodeMap } from './node-map.ts';
 import { NODE_OFFLINE, type Availability, type FleetTransition, type NodeSession, type NodeStatus, type NodeTransition } from '../../protocol/fleet.ts';
 
 export interface FleetSession {
@@ -43,7 +44,7 @@ export interface FleetNodeState {
 
 export interface FleetState {
   /** By node id; rendered sorted by id. */
-  readonly nodes: ReadonlyMap<string, FleetNodeState>;
+  readonly nodes: NodeMap<FleetNodeState>;
   /** New nodes past this many are refused (a foreign publisher inventing node ids must not grow memory without bound). */
   readonly maxNodes: number;
 }
@@ -69,22 +70,22 @@ export interface FleetFoldResult {
 }
 
 export function initialFleetState(maxNodes: number): FleetState {
-  return { nodes: new Map(), maxNodes };
+  return { nodes: NodeMap.empty(), maxNodes };
 }
 
 const EMPTY_SESSIONS: ReadonlyMap<string, FleetSession> = new Map();
 
 export function foldFleet(state: FleetState, inputs: readonly FleetInput[], time: FleetTime): FleetFoldResult {
-  let nodes: Map<string, FleetNodeState> | null = null;
+  let nodes = state.nodes;
   const transitions: FleetTransition[] = [];
   let refused = 0;
   for (const input of inputs) {
-    const current = (nodes ?? state.nodes).get(input.node);
+    const current = nodes.get(input.node);
     if (!current) {
       // Only availability and status make a node known; a stray session message or transition does not.
       if (input.kind === 'transition') out(transitions, input.node, input.transition);
       if (input.kind === 'transition' || input.kind === 'session') continue;
-      if ((nodes ?? state.nodes).size >= state.maxNodes) {
+      if (nodes.size >= state.maxNodes) {
         refused++;
         continue;
       }
@@ -99,12 +100,10 @@ export function foldFleet(state: FleetState, inputs: readonly FleetInput[], time
     };
     const next = foldNode(prev, input, time, transitions);
     if (next === current || (next === null && !current)) continue;
-    nodes ??= new Map(state.nodes);
     // A node with nothing retained left (its operator cleared its topics) is gone from the fleet.
-    if (next === null) nodes.delete(input.node);
-    else nodes.set(input.node, next);
+    nodes = next === null ? nodes.delete(input.node) : nodes.set(input.node, next);
   }
-  if (nodes === null) return { state, transitions, refused };
+  if (nodes === state.nodes) return { state, transitions, refused };
   return { state: { ...state, nodes }, transitions, refused };
 }
 

@@ -50,12 +50,6 @@ export async function startFleet(config: FleetConfig, log: Logger): Promise<Flee
   const startedAt = clock();
   const store = new FleetStore(initialFleetState(config.maxNodes), clock);
   const stats = new FleetStats();
-  store.subscribe(({ next }) => {
-    stats.nodes = next.nodes.size;
-    let online = 0;
-    for (const node of next.nodes.values()) if (node.availability === 'online') online++;
-    stats.nodesOnline = online;
-  });
   const fleetView = new FleetSnapshots(store, 'fleet', startedAt);
   const agentView = new FleetSnapshots(store, 'agent', startedAt);
   const sseStats = new SseStats();
@@ -68,7 +62,7 @@ export async function startFleet(config: FleetConfig, log: Logger): Promise<Flee
   const fleetHub = new SseHub(fleetView.feed(), fleetView, clock, hubOptions, sseStats, log);
   const agentHub = new SseHub(agentView.feed(), agentView, clock, hubOptions, sseStats, log);
   const readiness = new Readiness();
-  const metrics = createMetrics({ ingest: new IngestStats(), sse: sseStats, state: () => ({ sessions: sessionStates(store.state) }), more: registerFleetMetrics(stats) });
+  const metrics = createMetrics({ ingest: new IngestStats(), sse: sseStats, state: () => ({ sessions: sessionStates(store.state) }), more: registerFleetMetrics(stats, () => store.state) });
   const app = createApp({
     snapshots: agentView,
     hub: agentHub,

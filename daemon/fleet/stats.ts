@@ -6,6 +6,7 @@ import type { Registry } from 'prom-client';
 import type { Logger } from '../log.ts';
 import type { PromClient } from '../metrics.ts';
 import { DROP_REASONS, type DropReason } from './decode.ts';
+import type { FleetState } from './fold.ts';
 
 /** A foreign publisher can send thousands of bad messages a second: one log line per this long says how many. */
 export const LOG_EVERY_MS = 10_000;
@@ -17,8 +18,6 @@ export class FleetStats {
   brokerConnected = false;
   /** Connections to the broker after the first: their rate shows a flapping broker or network. */
   reconnects = 0;
-  nodes = 0;
-  nodesOnline = 0;
 }
 
 /** Logs the first drop at once, then at most one summary per LOG_EVERY_MS: a flood never floods the log. */
@@ -60,7 +59,8 @@ export class DropLog {
   }
 }
 
-export function registerFleetMetrics(stats: FleetStats) {
+/** The fleet's series for /metrics; node counts are read from the state when scraped, not kept up per message. */
+export function registerFleetMetrics(stats: FleetStats, state: () => FleetState) {
   return (prom: PromClient, registry: Registry, prefix: string): void => {
     const counter = (name: string, help: string, read: () => number) =>
       new prom.Counter({ name: prefix + name, help, registers: [registry], collect() { this.reset(); this.inc(read()); } });
@@ -79,7 +79,11 @@ export function registerFleetMetrics(stats: FleetStats) {
     });
     gauge('fleet_broker_connected', '1 while the aggregator is connected to the broker.', () => (stats.brokerConnected ? 1 : 0));
     counter('fleet_broker_reconnects_total', 'Connections to the broker after the first.', () => stats.reconnects);
-    gauge('fleet_nodes', 'Nodes the fleet knows.', () => stats.nodes);
-    gauge('fleet_nodes_online', 'Nodes whose availability is online.', () => stats.nodesOnline);
+    gauge('fleet_nodes', 'Nodes the fleet knows.', () => state().nodes.size);
+    gauge('fleet_nodes_online', 'Nodes whose availability is online.', () => {
+      let online = 0;
+      for (const node of state().nodes.values()) if (node.availability === 'online') online++;
+      return online;
+    });
   };
 }

@@ -105,11 +105,14 @@ function fleetStream(url: string, onTransition: (id: string, at: number) => void
       res.setEncoding('utf8');
       res.on('data', (chunk: string) => {
         const at = performance.now();
+        // Search only the new text (and one character before it): a status frame of 1,000 nodes spans many chunks.
+        let from = Math.max(0, buffer.length - 1);
         buffer += chunk;
         let end: number;
-        while ((end = buffer.indexOf('\n\n')) >= 0) {
+        while ((end = buffer.indexOf('\n\n', from)) >= 0) {
           const frame = buffer.slice(0, end);
           buffer = buffer.slice(end + 2);
+          from = 0;
           if (!frame.includes('\nevent: transition\n')) continue;
           const data = JSON.parse(frame.slice(frame.indexOf('\ndata: ') + 7)) as { node_id: string; session_key: string };
           onTransition(`${data.node_id}/${data.session_key}`, at);
@@ -154,7 +157,7 @@ export async function benchFleet(o: FleetBenchOptions = FULL): Promise<Figure[]>
     });
     await waitUntil(() => Number.isFinite(bareCaughtUp), 'the bare subscriber to read every retained message', 60_000);
 
-    const fleet = spawn(process.execPath, ['--import', 'tsx', join(ROOT, 'daemon/cli.ts'), 'fleet', '--port', '0', '--mqtt-url', broker.url], {
+    const fleet = spawn(process.execPath, [...(process.env.FLEET_BENCH_NODE_ARGS ?? '').split(' ').filter(Boolean), '--import', 'tsx', join(ROOT, 'daemon/cli.ts'), 'fleet', '--port', '0', '--mqtt-url', broker.url], {
       cwd: ROOT,
       stdio: ['ignore', 'ignore', 'pipe'],
     });
