@@ -8,6 +8,7 @@ import { parseArgs } from 'node:util';
 import { checkKeyFile } from './auth/key.ts';
 import { parseOriginList } from './http/cors.ts';
 import { resolveGroup, type SocketGroup } from './ingest/socket-group.ts';
+import { checkCaFile, checkPasswordFile, defaultNodeId, parseMqttUrl, parseNodeId, parseTopicPrefix, redactUrlPassword } from './mqtt/settings.ts';
 import { defaultSocketPath } from '../protocol/socket-path.ts';
 
 export class ConfigError extends Error {}
@@ -23,6 +24,10 @@ interface Option<T> {
   readonly default: (env: NodeJS.ProcessEnv) => T;
   readonly parse: Parser<T>;
   readonly boolean?: true;
+  /** A boolean that is on by default: `--no-<flag>` (or the variable set to 0) turns it off. */
+  readonly negatable?: true;
+  /** How an invalid value is quoted in the error (hides what must not reach a log, such as a password). */
+  readonly redact?: (raw: string) => string;
   /** Repeatable flag: its values are joined with `,` and parsed as one comma-separated list (the variable's form). */
   readonly multiple?: true;
   /** Environment variables read instead of the rule's name, first set wins (for documented exceptions). */
@@ -231,6 +236,82 @@ export const SERVE_OPTIONS = {
     default: () => 10000,
     parse: integer(1, 1_000_000),
   }),
+  // --- MQTT output (docs/mqtt.md); the MQTT library itself is loaded only when --mqtt-url is set ---
+  mqttUrl: option<URL | null>({
+    flag: 'mqtt-url',
+    arg: 'URL',
+    help: 'publish the status to this MQTT broker (mqtt://host[:1883] or mqtts://host[:8883]); without it nothing of MQTT is loaded',
+    defaultText: 'none',
+    default: () => null,
+    parse: checked(parseMqttUrl),
+    redact: redactUrlPassword,
+  }),
+  mqttCaFile: option<string | null>({
+    flag: 'mqtt-ca-file',
+    arg: 'PATH',
+    help: 'PEM file of the certificate authority that signed the broker\'s certificate (mqtts:// only)',
+    defaultText: 'the system\'s trusted authorities',
+    default: () => null,
+    parse: checked(checkCaFile),
+  }),
+  mqttUsername: option<string | null>({
+    flag: 'mqtt-username',
+    arg: 'NAME',
+    help: 'user name for the broker',
+    defaultText: 'none',
+    default: () => null,
+    parse: nonEmpty,
+  }),
+  mqttPasswordFile: option<string | null>({
+    flag: 'mqtt-password-file',
+    arg: 'PATH',
+    help: 'file holding the broker password (trailing newline stripped); without it the systemd credential mqtt-password; never on the command line',
+    defaultText: 'none',
+    default: () => null,
+    parse: checked(checkPasswordFile),
+  }),
+  mqttNodeId: option({
+    flag: 'mqtt-node-id',
+    arg: 'ID',
+    help: 'names this machine in topics and in Home Assistant (letters, digits, _ and -)',
+    defaultText: 'the hostname, reduced to [a-z0-9_-]',
+    default: () => defaultNodeId(),
+    parse: checked(parseNodeId),
+  }),
+  mqttTopicPrefix: option<string | null>({
+    flag: 'mqtt-topic-prefix',
+    arg: 'TOPIC',
+    help: 'topics are published under this prefix (no + or #, no leading or trailing /)',
+    defaultText: 'pocketpaw-status/<node-id>',
+    default: () => null,
+    parse: checked(parseTopicPrefix),
+  }),
+  mqttMinInterval: option({
+    flag: 'mqtt-min-interval',
+    arg: 'MS',
+    help: 'at most one state/status publish per this many milliseconds; a burst ends with the latest state',
+    defaultText: '250',
+    default: () => 250,
+    parse: integer(0, 60_000),
+  }),
+  haDiscovery: option({
+    flag: 'ha-discovery',
+    arg: '',
+    boolean: true,
+    negatable: true,
+    help: 'publish Home Assistant MQTT discovery (one device per node); --no-ha-discovery turns it off',
+    defaultText: 'on',
+    default: () => true,
+    parse: bool,
+  }),
+  haDiscoveryPrefix: option({
+    flag: 'ha-discovery-prefix',
+    arg: 'TOPIC',
+    help: 'Home Assistant\'s discovery prefix',
+    defaultText: 'homeassistant',
+    default: () => 'homeassistant',
+    parse: checked(parseTopicPrefix),
+  }),
 } as const;
 
 type Options = typeof SERVE_OPTIONS;
@@ -239,39 +320,19 @@ export type ServeConfig = ConfigOf<Options>;
 
 // --- `fleet` (daemon/fleet/): serve's HTTP and SSE options, shared by definition, and the broker to read ---
 
-function brokerUrl(raw: string): string {
-  let url: URL;
-  try {
-    url = new URL(raw.trim());
-  } catch {
-    throw new ConfigError('expected a broker URL such as mqtt://broker.example:1883');
-  }
-  if (!['mqtt:', 'mqtts:', 'ws:', 'wss:'].includes(url.protocol)) throw new ConfigError('expected an mqtt://, mqtts://, ws:// or wss:// URL');
-  return raw.trim();
-}
-
-function topicBase(raw: string): string {
-  const base = raw.trim().replace(/\/+$/, '');
-  if (base === '' || /[+#\u0000]/.test(base) || base.startsWith('/')) throw new ConfigError('expected a topic such as pocketpaw-status, without wildcards (+ #) or a leading /');
-  return base;
-}
-
 export const FLEET_OPTIONS = {
-  mqttUrl: option<string | null>({
-    flag: 'mqtt-url',
-    arg: 'URL',
-    help: 'the MQTT broker the daemons publish to (mqtt://, mqtts://, ws://, wss://); required',
-    defaultText: 'none',
-    default: () => null,
-    parse: brokerUrl,
-  }),
+  // The broker and its credentials: serve's own definitions (daemon/mqtt/settings.ts); --mqtt-url is required here.
+  mqttUrl: SERVE_OPTIONS.mqttUrl,
+  mqttCaFile: SERVE_OPTIONS.mqttCaFile,
+  mqttUsername: SERVE_OPTIONS.mqttUsername,
+  mqttPasswordFile: SERVE_OPTIONS.mqttPasswordFile,
   mqttTopicBase: option({
     flag: 'mqtt-topic-base',
     arg: 'TOPIC',
     help: 'topic under which every daemon publishes as <base>/<node-id>/... (their --mqtt-topic-prefix less the node id)',
     defaultText: 'pocketpaw-status',
     default: () => 'pocketpaw-status',
-    parse: topicBase,
+    parse: checked(parseTopicPrefix),
   }),
   maxNodes: option({
     flag: 'max-nodes',
@@ -298,7 +359,9 @@ export type FleetConfig = ConfigOf<typeof FLEET_OPTIONS>;
 
 export function parseFleetConfig(argv: readonly string[], env: NodeJS.ProcessEnv): FleetConfig | 'help' {
   const config = parseOptions(FLEET_OPTIONS, argv, env);
-  if (config !== 'help' && config.mqttUrl === null) {
+  if (config === 'help') return config;
+  checkMqttCombination(config);
+  if (config.mqttUrl === null) {
     throw new ConfigError('the fleet reads its nodes from an MQTT broker: give --mqtt-url (or POCKETPAW_STATUS_MQTT_URL), e.g. mqtt://localhost:1883');
   }
   return config;
@@ -334,7 +397,9 @@ export function envNames(o: Pick<Option<unknown>, 'flag' | 'env'>): readonly str
 
 /** Parses `serve`'s arguments and environment. Throws ConfigError with a message naming the flag. */
 export function parseServeConfig(argv: readonly string[], env: NodeJS.ProcessEnv): ServeConfig | 'help' {
-  return parseOptions(SERVE_OPTIONS, argv, env);
+  const config = parseOptions(SERVE_OPTIONS, argv, env);
+  if (config !== 'help') checkMqttCombination(config);
+  return config;
 }
 
 function parseOptions<O extends Record<string, Option<unknown>>>(table: O, argv: readonly string[], env: NodeJS.ProcessEnv): ConfigOf<O> | 'help' {
@@ -349,6 +414,8 @@ function parseOptions<O extends Record<string, Option<unknown>>>(table: O, argv:
       options: {
         help: { type: 'boolean', short: 'h' },
         ...Object.fromEntries(entries.map(([, o]) => [o.flag, { type: o.boolean ? 'boolean' : 'string', multiple: o.multiple === true } as const])),
+        // Node 20's parseArgs has no allowNegative: each negatable switch gets its `--no-` form as a switch of its own.
+        ...Object.fromEntries(entries.filter(([, o]) => o.negatable).map(([, o]) => [`no-${o.flag}`, { type: 'boolean' } as const])),
       },
     });
     values = parsed.values as Record<string, string | boolean | string[] | undefined>;
@@ -359,10 +426,14 @@ function parseOptions<O extends Record<string, Option<unknown>>>(table: O, argv:
 
   const config: Partial<Record<keyof O, unknown>> = {};
   for (const [key, o] of entries) {
+    if (o.negatable && values[`no-${o.flag}`] !== undefined) {
+      if (values[o.flag] !== undefined) throw new ConfigError(`--${o.flag} and --no-${o.flag} contradict each other; give one`);
+      values[o.flag] = '0';
+    }
     const fromFlag = values[o.flag];
     const envVar = envNames(o).find((name) => env[name] !== undefined);
     const fromEnv = envVar === undefined ? undefined : env[envVar];
-    const source = fromFlag !== undefined ? `--${o.flag}` : envVar ?? null;
+    const source = fromFlag !== undefined ? (fromFlag === '0' && o.negatable ? `--no-${o.flag}` : `--${o.flag}`) : envVar ?? null;
     const raw = fromFlag !== undefined ? (typeof fromFlag === 'boolean' ? '1' : Array.isArray(fromFlag) ? fromFlag.join(',') : fromFlag) : fromEnv;
     if (raw === undefined || source === null) {
       config[key] = o.default(env);
@@ -372,10 +443,20 @@ function parseOptions<O extends Record<string, Option<unknown>>>(table: O, argv:
       config[key] = o.parse(raw);
     } catch (error) {
       const why = error instanceof ConfigError ? error.message : String(error);
-      throw new ConfigError(`invalid ${source} ${JSON.stringify(raw)}: ${why}`);
+      throw new ConfigError(`invalid ${source} ${JSON.stringify(o.redact ? o.redact(raw) : raw)}: ${why}`);
     }
   }
   return config as ConfigOf<O>;
+}
+
+/** Options that only make sense together, said before anything starts. */
+function checkMqttCombination(config: Pick<ServeConfig, 'mqttCaFile' | 'mqttUrl' | 'mqttPasswordFile' | 'mqttUsername'>): void {
+  if (config.mqttCaFile !== null && config.mqttUrl !== null && config.mqttUrl.protocol !== 'mqtts:') {
+    throw new ConfigError(`--mqtt-ca-file is for TLS: use an mqtts:// --mqtt-url (got ${config.mqttUrl.protocol}//)`);
+  }
+  if (config.mqttPasswordFile !== null && config.mqttUsername === null) {
+    throw new ConfigError('--mqtt-password-file needs --mqtt-username too (MQTT 3.1.1 sends a password only with a user name)');
+  }
 }
 
 /**
@@ -410,6 +491,7 @@ function describeArgError(error: unknown): string {
 
 function optionRows(table: Record<string, Option<unknown>>): string[] {
   return Object.values(table).map((o: Option<unknown>) => {
+    // A negatable switch's help says what its --no- form does.
     const left = o.boolean ? `--${o.flag}` : `--${o.flag} ${o.arg}`;
     return `  ${left.padEnd(28)} ${o.help}\n  ${''.padEnd(28)} env ${envNames(o).join(' or ')}; default ${o.defaultText}`;
   });

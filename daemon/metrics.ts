@@ -16,6 +16,7 @@ import { EVENT_TYPES } from '../protocol/events.ts';
 import { SESSION_STATES, type SessionState } from '../protocol/snapshot.ts';
 import { IGNORE_REASONS, REJECT_REASONS } from './ingest/decode.ts';
 import type { IngestStats } from './ingest/stats.ts';
+import type { MqttStats } from './mqtt/stats.ts';
 import type { SseStats } from './sse/stats.ts';
 import type { Session } from './state/fold.ts';
 
@@ -27,6 +28,8 @@ export interface MetricsSources {
   readonly sse: SseStats;
   /** The store's current state (sessions by state are counted from it at scrape time). */
   readonly state: () => { readonly sessions: ReadonlyMap<string, Pick<Session, 'state'>> };
+  /** The MQTT output's counters; null without --mqtt-url (then no mqtt_* series exist). */
+  readonly mqtt?: MqttStats | null;
   /** Series of the fleet aggregator's own (daemon/fleet/stats.ts), registered beside these. */
   readonly more?: (prom: PromClient, registry: Registry, prefix: string) => void;
 }
@@ -144,6 +147,18 @@ function buildRegistry(prom: PromClient, sources: MetricsSources, httpResponses:
   mirroredCounterByLabel(prom, registry, 'sse_clients_dropped_total', 'SSE clients disconnected for being too slow, by reason.', 'reason', () =>
     Object.entries(sse.clientsDropped),
   );
+
+  // --- MQTT (only with --mqtt-url) ---
+  const mqtt = sources.mqtt;
+  if (mqtt) {
+    mirroredGauge(prom, registry, 'mqtt_connected', 'Whether the MQTT broker connection is up (1) or not (0).', () => (mqtt.connected ? 1 : 0));
+    mirroredCounterByLabel(prom, registry, 'mqtt_publishes_total', 'MQTT messages the broker acknowledged, by topic kind.', 'topic', () => Object.entries(mqtt.publishes));
+    mirroredCounter(prom, registry, 'mqtt_publish_failures_total', 'MQTT publishes that failed (the connection went before the broker acknowledged them).', () => mqtt.publishFailures);
+    mirroredCounter(prom, registry, 'mqtt_reconnects_total', 'MQTT connections re-established after a loss (each republishes every retained topic).', () => mqtt.reconnects);
+    mirroredCounterByLabel(prom, registry, 'mqtt_transitions_dropped_total', 'Transitions not published to MQTT, by reason (broker away, or too many unacknowledged).', 'reason', () =>
+      Object.entries(mqtt.transitionsDropped),
+    );
+  }
 
   sources.more?.(prom, registry, PREFIX);
 

@@ -6,7 +6,7 @@ import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { performance } from 'node:perf_hooks';
 import { checkExposure, loadStartupKey } from './auth/exposure.ts';
-import type { ServeConfig } from './config.ts';
+import { ConfigError, type ServeConfig } from './config.ts';
 import { ChangeFeed } from './feed/feed.ts';
 import { createApp } from './http/app.ts';
 import { answerClientError } from './http/malformed.ts';
@@ -22,6 +22,8 @@ import { initialState } from './state/fold.ts';
 import { Snapshots } from './state/snapshots.ts';
 import { StatusStore } from './state/store.ts';
 import { pickSockets, takeListenFds, unixSocketPath } from './systemd/listen-fds.ts';
+import type { MqttOutput } from './mqtt/output.ts';
+import { loadMqttPassword } from './mqtt/settings.ts';
 
 export interface Daemon {
   readonly url: string;
@@ -73,7 +75,23 @@ export async function startDaemon(config: ServeConfig, log: Logger): Promise<Dae
     sseStats,
     log,
   );
-  const metrics = createMetrics({ ingest: stats, sse: sseStats, state: () => store.state });
+  // Loaded only when asked for: without --mqtt-url neither this module nor MQTT.js is ever read.
+  let mqtt: MqttOutput | null = null;
+  if (config.mqttUrl) {
+    let password: string | null;
+    try {
+      password = loadMqttPassword(config.mqttPasswordFile, config.mqttUsername, process.env);
+    } catch (error) {
+      hub.close();
+      throw new ConfigError(error instanceof Error ? error.message : String(error));
+    }
+    // The compiled build keeps this module and MQTT.js in a file of their own, dist/mqtt.js (scripts/build.ts).
+    const { startMqtt } = await import('./mqtt/output.ts');
+    mqtt = startMqtt(config, { feed, store, snapshots, wallOffset: hub.wallOffset, log }, password);
+    const output = mqtt;
+    readiness.addOptional('mqtt', () => output.connected);
+  }
+  const metrics = createMetrics({ ingest: stats, sse: sseStats, state: () => store.state, mqtt: mqtt?.stats ?? null });
   const app = createApp({
     snapshots,
     hub,
@@ -102,6 +120,7 @@ export async function startDaemon(config: ServeConfig, log: Logger): Promise<Dae
   } catch (error) {
     if (http.listening) http.close();
     hub.close();
+    await mqtt?.close();
     store.close();
     await ingest.close();
     throw error;
@@ -122,7 +141,8 @@ export async function startDaemon(config: ServeConfig, log: Logger): Promise<Dae
       hub.close();
       const httpClosed = new Promise<void>((resolve) => http.close(() => resolve()));
       http.closeAllConnections();
-      await Promise.all([ingest.close(), httpClosed]);
+      // MQTT publishes the last state and `offline` before it disconnects (bounded: it cannot hold up the exit).
+      await Promise.all([ingest.close(), httpClosed, mqtt?.close()]);
       store.close();
     })());
 

@@ -14,6 +14,12 @@
  *   page's sources nor esbuild at run time.
  * - zod's `z.locales` namespace drags all of its ~250 locales into the bundle (over a third of it, parsed at every
  *   start). The daemon only ever uses English messages (zod sets `en` itself), so the bundle gets `en` alone.
+ * - The MQTT output (daemon/mqtt/output.ts and MQTT.js, imported only with --mqtt-url) is a second file next to the
+ *   bundle, `dist/mqtt.js`, which cli.js imports dynamically. Inside cli.js it would not run without the flag, but
+ *   every start (the Claude Code hook's, before each tool call, too) would parse its ~0.7 MB of source: about 10 ms.
+ *   It is bundled without what the daemon never uses: the WebSocket and mini-program transports (it speaks mqtt://
+ *   and mqtts:// only; `ws` would also bring optional native modules, bufferutil and utf-8-validate, that a bundle
+ *   cannot carry), the SOCKS proxy support and the browser's worker timers; each becomes a stub that throws if called.
  */
 import { build, type Plugin } from 'esbuild';
 import { mkdirSync, statSync, writeFileSync } from 'node:fs';
@@ -45,12 +51,36 @@ const zodEnglishOnly: Plugin = {
   },
 };
 
+/** Replaces the parts of MQTT.js the daemon never uses with a module that says they are not part of this build. */
+const mqttTcpOnly: Plugin = {
+  name: 'mqtt-tcp-only',
+  setup(b) {
+    const inMqtt = (dir: string) => /[\\/]node_modules[\\/]mqtt[\\/]build[\\/]lib([\\/]connect)?$/.test(dir);
+    b.onResolve({ filter: /^(\.\/(ws|wx|ali|socks)|worker-timers)$/ }, (args) => (inMqtt(args.resolveDir) ? { path: args.path, namespace: 'mqtt-not-bundled' } : undefined));
+    b.onLoad({ filter: /.*/, namespace: 'mqtt-not-bundled' }, (args) => ({
+      contents:
+        `const missing = () => { throw new Error(${JSON.stringify(`${args.path} of MQTT.js is not part of pocketpaw-status (mqtt:// and mqtts:// only)`)}); };\n` +
+        'module.exports = { default: missing, streamBuilder: missing, browserStreamBuilder: missing, setInterval: missing, clearInterval: missing };\n',
+      loader: 'js',
+    }));
+  },
+};
+
+/** In cli.js, serve.ts's `import('./mqtt/output.ts')` loads the separate file `./mqtt.js` (see above). */
+const mqttSeparate: Plugin = {
+  name: 'mqtt-separate',
+  setup(b) {
+    b.onResolve({ filter: /^\.\/mqtt\/output\.ts$/ }, (args) => (args.kind === 'dynamic-import' ? { path: `./${MQTT_FILE}`, external: true } : undefined));
+  },
+};
+
+/** The MQTT output's file, next to cli.js. */
+export const MQTT_FILE = 'mqtt.js';
+
 export async function buildDist(outdir: string = join(ROOT, 'dist')): Promise<BuildResult> {
   mkdirSync(outdir, { recursive: true });
   const file = join(outdir, 'cli.js');
-  const result = await build({
-    entryPoints: [join(ROOT, 'daemon/cli.ts')],
-    outfile: file,
+  const common = {
     bundle: true,
     platform: 'node',
     format: 'esm',
@@ -59,11 +89,14 @@ export async function buildDist(outdir: string = join(ROOT, 'dist')): Promise<Bu
     sourcemap: 'linked',
     legalComments: 'eof',
     banner: { js: "import { createRequire as __ppsCreateRequire } from 'node:module';\nconst require = __ppsCreateRequire(import.meta.url);" },
-    define: prebuiltPageDefine(),
-    plugins: [zodEnglishOnly],
     logLevel: 'warning',
-  });
-  if (result.errors.length > 0) throw new Error(`esbuild failed: ${result.errors.map((e) => e.text).join('; ')}`);
+  } as const;
+  const [result, mqtt] = await Promise.all([
+    build({ ...common, entryPoints: [join(ROOT, 'daemon/cli.ts')], outfile: file, define: prebuiltPageDefine(), plugins: [zodEnglishOnly, mqttSeparate] }),
+    build({ ...common, entryPoints: [join(ROOT, 'daemon/mqtt/output.ts')], outfile: join(outdir, MQTT_FILE), plugins: [mqttTcpOnly] }),
+  ]);
+  const errors = [...result.errors, ...mqtt.errors];
+  if (errors.length > 0) throw new Error(`esbuild failed: ${errors.map((e) => e.text).join('; ')}`);
   // The bundle is ESM wherever it is copied to, whatever package.json is (or is not) above it.
   writeFileSync(join(outdir, 'package.json'), `${JSON.stringify({ type: 'module', private: true }, null, 2)}\n`);
   return { file, bytes: statSync(file).size };

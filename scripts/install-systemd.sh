@@ -194,7 +194,7 @@ else
   # The build runs from the checkout (its node_modules) and writes only to the temporary directory.
   run "$BUILD_NODE" --import tsx "$REPO/scripts/build.ts" --outdir "$BUILD_DIR/dist"
 fi
-for file in cli.js cli.js.map package.json; do
+for file in cli.js cli.js.map mqtt.js mqtt.js.map package.json; do
   install_file "$BUILD_DIR_SHOWN/dist/$file" "$R$PREFIX/dist/$file" 0644
 done
 

@@ -20,6 +20,8 @@ export interface FleetInputOptions {
   readonly base: string;
   readonly username?: string;
   readonly password?: string;
+  /** PEM of the authority that signed the broker's certificate (mqtts://). */
+  readonly ca?: Buffer;
 }
 
 export class FleetMqttInput {
@@ -51,6 +53,7 @@ export class FleetMqttInput {
       keepalive: 30,
       username: this.options.username,
       password: this.options.password,
+      ca: this.options.ca,
       // Nothing is published: a message queue while disconnected would only hold acknowledgements.
       queueQoSZero: false,
     });

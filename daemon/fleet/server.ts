@@ -10,7 +10,9 @@ import { createServer, type IncomingMessage, type Server, type ServerResponse } 
 import type { AddressInfo } from 'node:net';
 import { performance } from 'node:perf_hooks';
 import { checkExposure, loadStartupKey } from '../auth/exposure.ts';
-import type { FleetConfig } from '../config.ts';
+import { ConfigError, type FleetConfig } from '../config.ts';
+import { loadMqttPassword } from '../mqtt/settings.ts';
+import { readFileSync } from 'node:fs';
 import { FLEET_VIEW_HEADER } from '../cli/render.ts';
 import { createApp } from '../http/app.ts';
 import { filterFromQuery } from '../http/filter.ts';
@@ -87,7 +89,29 @@ export async function startFleet(config: FleetConfig, log: Logger): Promise<Flee
   http.on('clientError', answerClientError);
   const drops = new DropLog(log, clock);
   // "ingest" in /readyz is, for the fleet, the subscription to the nodes' topics.
-  const input = new FleetMqttInput({ url: config.mqttUrl!, base: config.mqttTopicBase }, store, stats, drops, log, () => readiness.markIngestBound());
+  const broker = config.mqttUrl!;
+  const brokerUrl = `${broker.protocol}//${broker.host}`;
+  // The broker's credentials as serve reads them: a password file or the systemd credential mqtt-password, never argv.
+  let password: string | null;
+  try {
+    password = loadMqttPassword(config.mqttPasswordFile, config.mqttUsername, process.env);
+  } catch (error) {
+    throw new ConfigError(error instanceof Error ? error.message : String(error));
+  }
+  const input = new FleetMqttInput(
+    {
+      url: brokerUrl,
+      base: config.mqttTopicBase,
+      username: config.mqttUsername ?? undefined,
+      password: password ?? undefined,
+      ca: config.mqttCaFile === null ? undefined : readFileSync(config.mqttCaFile),
+    },
+    store,
+    stats,
+    drops,
+    log,
+    () => readiness.markIngestBound(),
+  );
   try {
     await listen(http, config.port, config.host);
     await input.start();
@@ -101,7 +125,7 @@ export async function startFleet(config: FleetConfig, log: Logger): Promise<Flee
   }
   const address = http.address() as AddressInfo;
   const url = `http://${address.family === 'IPv6' ? `[${address.address}]` : address.address}:${address.port}`;
-  log.info({ http: url, broker: config.mqttUrl, base: config.mqttTopicBase }, `ready: fleet on ${url}, reading ${config.mqttTopicBase}/+/... from ${config.mqttUrl}`);
+  log.info({ http: url, broker: brokerUrl, base: config.mqttTopicBase }, `ready: fleet on ${url}, reading ${config.mqttTopicBase}/+/... from ${brokerUrl}`);
 
   let closing: Promise<void> | null = null;
   return {

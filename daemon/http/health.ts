@@ -18,6 +18,19 @@ export interface Check {
 export class Readiness {
   private ingestBound = false;
   private draining = false;
+  private readonly optional: { readonly name: string; readonly ok: () => boolean }[] = [];
+
+  /**
+   * A dependency `/readyz?verbose` reports without readiness depending on it (the MQTT broker: the daemon serves
+   * HTTP, SSE and ingest whether or not the broker is there, so a load balancer must not drop it for that).
+   */
+  addOptional(name: string, ok: () => boolean): void {
+    this.optional.push({ name, ok });
+  }
+
+  optionalChecks(): Check[] {
+    return this.optional.map((o) => ({ name: o.name, ok: o.ok() }));
+  }
 
   markIngestBound(): void {
     this.ingestBound = true;
@@ -50,9 +63,10 @@ function verbose(c: Context): boolean {
   return c.req.query('verbose') !== undefined;
 }
 
-function report(endpoint: string, checks: readonly Check[]): string {
+function report(endpoint: string, checks: readonly Check[], optional: readonly Check[] = []): string {
   const passed = checks.every((check) => check.ok);
   const lines = checks.map((check) => (check.ok ? `[+]${check.name} ok` : `[-]${check.name} failed`));
+  for (const check of optional) lines.push(check.ok ? `[+]${check.name} ok` : `[-]${check.name} not connected (optional: readiness does not depend on it)`);
   return `${lines.join('\n')}\n${endpoint} check ${passed ? 'passed' : 'failed'}\n`;
 }
 
@@ -62,7 +76,7 @@ export function registerHealthRoutes<E extends Env>(app: Hono<E>, readiness: Rea
     const checks = readiness.checks();
     const ready = checks.every((check) => check.ok);
     // A failure always names the failed check: the names are harmless, and an operator needs them.
-    const body = ready && !verbose(c) ? 'ok\n' : report('readyz', checks);
+    const body = ready && !verbose(c) ? 'ok\n' : report('readyz', checks, readiness.optionalChecks());
     return c.body(body, ready ? 200 : 503, TEXT_HEADERS);
   });
 }

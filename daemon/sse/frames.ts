@@ -12,7 +12,12 @@ export function statusFrame(id: string, json: string): string {
 }
 
 export function transitionFrame(id: string, t: Transition, at: string): string {
-  const data = JSON.stringify({
+  return `id: ${id}\nevent: transition\ndata: ${transitionJson(t, at)}\n\n`;
+}
+
+/** A transition's JSON, as the SSE `transition` event and the MQTT `transitions` topic carry it; `at` is ISO 8601. */
+export function transitionJson(t: Transition, at: string): string {
+  return JSON.stringify({
     ...(t.node_id === undefined ? null : { node_id: t.node_id }),
     session_key: t.session_key,
     from: t.from,
@@ -21,7 +26,6 @@ export function transitionFrame(id: string, t: Transition, at: string): string {
     error_message: t.error_message,
     at,
   });
-  return `id: ${id}\nevent: transition\ndata: ${data}\n\n`;
 }
 
 export function resetFrame(reason: string, lastEventId: string): string {

@@ -99,7 +99,8 @@ export class SseHub {
   private views = new Map<string, View>();
   private readonly sweepTimer: NodeJS.Timeout;
   private readonly unsubscribe: () => void;
-  private readonly wallOffset: number;
+  /** Date.now() minus the monotonic clock: turns a transition's `at` into wall time (shared with the MQTT output). */
+  readonly wallOffset: number;
   private closed = false;
 
   constructor(

@@ -44,13 +44,35 @@ export function renderSnapshot(state: StatusState, now: number, startedAt: numbe
   let first = true;
   for (const s of state.sessions.values()) {
     if (filter !== NO_FILTER && !matches(filter, s)) continue;
-    const head = `${first ? '' : ','}{"session_key":${JSON.stringify(s.key)},"session_id":${JSON.stringify(s.sessionId)},"channel":${JSON.stringify(s.channel)},"title":${str(s.title)},"state":"${s.state}","tool_name":${str(s.toolName)},"duration_seconds":`;
-    const tail = `,"token_usage":${s.tokens ? `{"input":${s.tokens.input},"output":${s.tokens.output}}` : 'null'},"error_message":${str(s.errorMessage)}}`;
-    json += head + Math.max(0, (now - s.stateSince) / 1000).toFixed(1) + tail;
+    const head = (first ? '' : ',') + sessionHead(s);
+    const tail = sessionTail(s);
+    json += head + durationSeconds(s, now) + tail;
     fingerprint += head + tail;
     first = false;
   }
   return { json: json + ']}', fingerprint: fingerprint + ']}' };
+}
+
+/**
+ * One session's object exactly as in the snapshot's `sessions[]` (the MQTT session topics), and its fingerprint: the
+ * same without `duration_seconds`.
+ */
+export function renderSession(s: Session, now: number): RenderedSnapshot {
+  const head = sessionHead(s);
+  const tail = sessionTail(s);
+  return { json: head + durationSeconds(s, now) + tail, fingerprint: head + tail };
+}
+
+function sessionHead(s: Session): string {
+  return `{"session_key":${JSON.stringify(s.key)},"session_id":${JSON.stringify(s.sessionId)},"channel":${JSON.stringify(s.channel)},"title":${str(s.title)},"state":"${s.state}","tool_name":${str(s.toolName)},"duration_seconds":`;
+}
+
+function sessionTail(s: Session): string {
+  return `,"token_usage":${s.tokens ? `{"input":${s.tokens.input},"output":${s.tokens.output}}` : 'null'},"error_message":${str(s.errorMessage)}}`;
+}
+
+function durationSeconds(s: Session, now: number): string {
+  return Math.max(0, (now - s.stateSince) / 1000).toFixed(1);
 }
 
 function str(value: string | null): string {

@@ -73,6 +73,8 @@ function benches(quick: boolean): Bench[] {
     { name: 'start-up', run: (b) => benchStartup({ bundle: needs(b), runs: quick ? 3 : 7 }) },
     { name: 'memory', run: (b) => benchMemory({ bundle: needs(b), settleMs: quick ? 1000 : 3000 }) },
     { name: 'hook', run: (b) => benchHook({ bundle: needs(b), runs: quick ? 10 : 30 }) },
+    { name: 'MQTT', run: async () => (await import('./mqtt.ts')).benchMqtt(quick ? { samples: 300, warmup: 50 } : {}) },
+    { name: 'fleet', run: async () => { const f = await import('./fleet.ts'); return f.benchFleet(quick ? f.QUICK : f.FULL); } },
   ];
 }
 

@@ -5,7 +5,10 @@
  * daemon already running is left alone) and without the POCKETPAW_STATUS_* settings of this shell (so the demo is
  * always local and open). Ctrl+C stops the agent, then the daemon, and removes the directory.
  *
- *     npm run demo -- [--port N] [--pace X]
+ *     npm run demo -- [--port N] [--pace X] [--mqtt]
+ *
+ * With --mqtt it also starts a mosquitto broker of its own (on a free loopback port, with a temporary config) and
+ * has the daemon publish there (docs/mqtt.md), and prints the mosquitto_sub command that shows the topics.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
@@ -27,12 +30,14 @@ Starts the pocketpaw-status daemon and a simulated agent whose sessions move thr
 Options:
   --port N     HTTP port (default ${DEFAULT_PORT}; if it is taken, a free one is used and printed)
   --pace X     multiplies every wait: 2 is slower, 0.5 faster (default 1, or POCKETPAW_DEMO_PACE)
+  --mqtt       also start a mosquitto broker and publish the status to it (needs: apt-get install mosquitto)
   --help, -h   show this help
 `;
 
 interface Options {
   readonly port: number;
   readonly pace: number;
+  readonly mqtt: boolean;
 }
 
 function fail(message: string): never {
@@ -45,7 +50,7 @@ function parseOptions(argv: string[]): Options | 'help' {
   try {
     ({ values } = parseArgs({
       args: argv,
-      options: { port: { type: 'string' }, pace: { type: 'string' }, help: { type: 'boolean', short: 'h' } },
+      options: { port: { type: 'string' }, pace: { type: 'string' }, mqtt: { type: 'boolean' }, help: { type: 'boolean', short: 'h' } },
     }));
   } catch (error) {
     fail(error instanceof Error ? error.message : String(error));
@@ -56,7 +61,7 @@ function parseOptions(argv: string[]): Options | 'help' {
   const rawPace = values.pace ?? process.env.POCKETPAW_DEMO_PACE;
   const pace = rawPace === undefined ? 1 : Number(rawPace);
   if (!(pace > 0) || !Number.isFinite(pace)) fail(`invalid pace ${JSON.stringify(rawPace)}: expected a number greater than 0`);
-  return { port, pace };
+  return { port, pace, mqtt: values.mqtt === true };
 }
 
 interface RunningDaemon {
@@ -68,10 +73,10 @@ interface RunningDaemon {
 type StartResult = RunningDaemon | { readonly portTaken: true } | { readonly failed: string };
 
 /** Starts `serve`; resolves with its URL once its "ready" log line appears, or with why it could not start. */
-async function startServe(port: number, socket: string, logFile: string): Promise<StartResult> {
+async function startServe(port: number, socket: string, logFile: string, extraArgs: readonly string[]): Promise<StartResult> {
   const env: NodeJS.ProcessEnv = {};
   for (const [name, value] of Object.entries(process.env)) if (!name.startsWith('POCKETPAW_STATUS_')) env[name] = value;
-  const proc = spawn(process.execPath, ['--import', 'tsx', join(ROOT, 'daemon/cli.ts'), 'serve', '--port', String(port), '--socket', socket], {
+  const proc = spawn(process.execPath, ['--import', 'tsx', join(ROOT, 'daemon/cli.ts'), 'serve', '--port', String(port), '--socket', socket, ...extraArgs], {
     cwd: ROOT,
     env,
     stdio: ['ignore', 'ignore', 'pipe'],
@@ -125,7 +130,18 @@ function describeLogLine(line: string): string {
   }
 }
 
-function banner(url: string, socket: string, logFile: string, note: string): string {
+/** The demo's node id: its topics are pocketpaw-status/demo/... */
+const MQTT_NODE_ID = 'demo';
+
+function banner(url: string, socket: string, logFile: string, note: string, mqttPort: number | null): string {
+  const mqttRows: [string, string][] =
+    mqttPort === null
+      ? []
+      : [
+          ['MQTT broker', `mqtt://127.0.0.1:${mqttPort}`],
+          ['  watch the topics', `mosquitto_sub -h 127.0.0.1 -p ${mqttPort} -v -t 'pocketpaw-status/${MQTT_NODE_ID}/#'`],
+          ['  Home Assistant discovery', `mosquitto_sub -h 127.0.0.1 -p ${mqttPort} -v -t 'homeassistant/#'`],
+        ];
   const rows: [string, string][] = [
     ['Status page', `${url}/`],
     ['  with the transition log', `${url}/?transitions=1`],
@@ -134,6 +150,7 @@ function banner(url: string, socket: string, logFile: string, note: string): str
     ['The snapshot', `curl ${url}/api/v1/agent/status`],
     ['Ingest socket', socket],
     ['Daemon log', logFile],
+    ...mqttRows,
   ];
   return [
     '',
@@ -158,14 +175,27 @@ async function main(): Promise<void> {
   const logFile = join(dir, 'daemon.log');
   const cleanUp = () => rmSync(dir, { recursive: true, force: true });
 
-  let started = await startServe(options.port, socket, logFile);
   let note = '';
+  let broker: { port: number; stop(): Promise<void> } | null = null;
+  if (options.mqtt) {
+    const { findTool } = await import('../../test/helpers/tools.ts');
+    if (findTool('mosquitto') === null && findTool('/usr/sbin/mosquitto') === null) {
+      note = 'mosquitto is not installed (apt-get install mosquitto mosquitto-clients), so the demo runs without MQTT.';
+    } else {
+      // The tests' broker: a free loopback port, a temporary config, anonymous access, no persistence.
+      const { startBroker } = await import('../../test/helpers/broker.ts');
+      broker = await startBroker();
+    }
+  }
+  const serveArgs = broker === null ? [] : ['--mqtt-url', `mqtt://127.0.0.1:${broker.port}`, '--mqtt-node-id', MQTT_NODE_ID];
+  let started = await startServe(options.port, socket, logFile, serveArgs);
   if ('portTaken' in started && options.port !== 0) {
-    started = await startServe(0, socket, logFile);
-    if ('url' in started) note = `Port ${options.port} is in use, so the demo took port ${new URL(started.url).port} instead.`;
+    started = await startServe(0, socket, logFile, serveArgs);
+    if ('url' in started) note = [note, `Port ${options.port} is in use, so the demo took port ${new URL(started.url).port} instead.`].filter(Boolean).join('\n');
   }
   if (!('url' in started)) {
     cleanUp();
+    await broker?.stop();
     process.stderr.write(`demo: ${'failed' in started ? started.failed : 'no free port'}\n`);
     process.exit(1);
   }
@@ -176,7 +206,7 @@ async function main(): Promise<void> {
   });
 
   const agent: RunningAgent = startAgent({ socket, pace: options.pace });
-  process.stdout.write(banner(daemon.url, socket, logFile, note));
+  process.stdout.write(banner(daemon.url, socket, logFile, note, broker?.port ?? null));
 
   let stopping = false;
   const stop = async (why: string) => {
@@ -192,6 +222,8 @@ async function main(): Promise<void> {
     // SIGTERM, not SIGINT: after Ctrl+C the daemon may have had its SIGINT from the terminal already.
     if (daemon.proc.exitCode === null) daemon.proc.kill('SIGTERM');
     const code = await daemon.exited;
+    // After the daemon: its `offline` goes out before the broker does.
+    await broker?.stop();
     cleanUp();
     process.stdout.write(code === 0 ? 'Demo stopped.\n' : `Demo stopped; the daemon exited with ${code}.\n`);
     process.exit(code === 0 ? 0 : 1);
