@@ -154,7 +154,8 @@ describe('fleet through a real broker, simulated nodes', { skip: MOSQUITTO_SKIP 
       }, { what: 'drops counted in /metrics' })) as string;
       assert.equal(dropped(m, 'oversized'), 1);
       assert.equal(dropped(m, 'invalid_json'), 1);
-      assert.ok(fleet.logs().some((l) => l.level === 40 && /dropped an MQTT message/.test(l.msg)), 'a drop is logged');
+      // Logged, rate-limited: the first drop at once, the other four only as a count in a later summary line.
+      assert.equal(fleet.logs().filter((l) => l.level === 40 && /dropped an MQTT message/.test(l.msg)).length, 1);
       assert.deepEqual(timelessFleet(await getFleet(fleet.url)), before, 'nothing corrupted, no node invented');
     } finally {
       await garbage.endAsync();
@@ -195,6 +196,28 @@ describe('fleet through a real broker, simulated nodes', { skip: MOSQUITTO_SKIP 
     fleet = await startFleet(broker.url);
     const after = await waitForFleet(fleet.url, (f) => JSON.stringify(timelessFleet(f)) === JSON.stringify(before), 'the same fleet', 2000).catch(async () => getFleet(fleet.url));
     assert.deepEqual(timelessFleet(after), before);
+  });
+});
+
+describe('fleet configuration', () => {
+  test('without --mqtt-url the fleet refuses to start (exit 2) and says what to give', async () => {
+    const out = await runCli(['fleet', '--port', '0']);
+    assert.equal(out.code, 2);
+    assert.match(out.stderr, /give --mqtt-url \(or POCKETPAW_STATUS_MQTT_URL\)/);
+  });
+
+  test("--help lists serve's shared options and the fleet's own, each with its variable", async () => {
+    const out = await runCli(['fleet', '--help']);
+    assert.equal(out.code, 0);
+    for (const text of ['--mqtt-url URL', 'POCKETPAW_STATUS_MQTT_TOPIC_BASE', '--max-nodes N', '--mqtt-password-file', '--api-key-file', '--sse-replay', 'default 8781']) {
+      assert.ok(out.stdout.includes(text), `${text} in:\n${out.stdout}`);
+    }
+  });
+
+  test('an invalid topic base is refused with the flag named', async () => {
+    const out = await runCli(['fleet', '--mqtt-url', 'mqtt://127.0.0.1:1', '--mqtt-topic-base', 'a/+/b']);
+    assert.equal(out.code, 2);
+    assert.match(out.stderr, /invalid --mqtt-topic-base "a\/\+\/b"/);
   });
 });
 
