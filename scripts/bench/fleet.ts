@@ -13,6 +13,7 @@
  * - aggregator memory per node: RSS after catch-up minus RSS at ready, per node (no baseline).
  *
  * Run: node --import tsx scripts/bench/fleet.ts [--json] [--quick]
+ *   FLEET_BENCH_NODE_ARGS="--cpu-prof --cpu-prof-dir=/tmp/prof" passes Node options to the aggregator (to profile it).
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import http from 'node:http';
@@ -215,7 +216,15 @@ export async function benchFleet(o: FleetBenchOptions = FULL): Promise<Figure[]>
       plain(`fleet transitions received (fleet / bare) of ${o.changes}`, fleetLatency.length, `/ ${bareLatency.length}`),
     ];
   } finally {
-    for (const child of children) if (child.exitCode === null) child.kill('SIGTERM');
+    // Stopped and waited for (a bounded while), so that no aggregator outlives the run.
+    await Promise.all(
+      children.map((child) => {
+        if (child.exitCode !== null || child.signalCode !== null) return null;
+        const exited = new Promise((resolve) => child.once('exit', resolve));
+        child.kill('SIGTERM');
+        return Promise.race([exited, sleep(3000).then(() => child.kill('SIGKILL'))]);
+      }),
+    );
     await Promise.all(clients.map((c) => c.endAsync().catch(() => {})));
     await broker.stop();
   }
