@@ -12,7 +12,12 @@ import { AgentStatusResponse } from '../protocol/snapshot.ts';
 import { renderSnapshot } from '../daemon/state/snapshot.ts';
 import { SimNode } from '../scripts/bench/sim-nodes.ts';
 import { MOSQUITTO_SKIP, startBroker, type TestBroker } from './helpers/broker.ts';
-import { runCli, waitFor } from './helpers/daemon.ts';
+import { spawn } from 'node:child_process';
+import { readFileSync } from 'node:fs';
+import { builtinModules } from 'node:module';
+import { join } from 'node:path';
+import { buildDist } from '../scripts/build.ts';
+import { cleanEnv, runCli, tempDir, waitFor } from './helpers/daemon.ts';
 import { RawSse } from './helpers/sse.ts';
 import { getFleet, startFleet, timelessFleet, waitForFleet, type TestFleet } from './helpers/fleet.ts';
 import { scrape, series } from './helpers/metrics.ts';
@@ -237,6 +242,34 @@ describe('fleet HTTP rules', { skip: MOSQUITTO_SKIP }, () => {
       assert.equal((await fetch(`${fleet.url}/readyz`)).status, 200);
     } finally {
       await fleet.stop();
+      await broker.stop();
+    }
+  });
+});
+
+describe('fleet in the compiled build', { skip: MOSQUITTO_SKIP }, () => {
+  test('dist/fleet.js sits next to dist/cli.js, imports only Node built-ins, and `node dist/cli.js fleet` serves the fleet', { timeout: 120_000 }, async () => {
+    const dir = tempDir();
+    const bundle = (await buildDist(join(dir, 'dist'))).file;
+    const source = readFileSync(join(dir, 'dist', 'fleet.js'), 'utf8');
+    const imports = [...source.matchAll(/^import .* from ["']([^"']+)["'];?$/gm), ...source.matchAll(/\b(?:__)?require\(["']([^"']+)["']\)/g)].map((m) => m[1]!);
+    assert.deepEqual([...new Set(imports.filter((spec) => !builtinModules.includes(spec.replace(/^node:/, ''))))], []);
+    assert.doesNotMatch(readFileSync(bundle, 'utf8'), /fleet\/fold\.ts/, 'cli.js does not carry the fleet');
+
+    const broker = await startBroker();
+    const node = await SimNode.connect(broker.url, 'bundled');
+    await node.apply([ev('agent_start', 'cli:x')]);
+    const proc = spawn(process.execPath, [bundle, 'fleet', '--port', '0', '--mqtt-url', broker.url], { cwd: dir, env: cleanEnv(), stdio: ['ignore', 'ignore', 'pipe'] });
+    try {
+      let stderr = '';
+      proc.stderr!.setEncoding('utf8').on('data', (d: string) => (stderr += d));
+      const url = (await waitFor(() => /"http":"([^"]+)"/.exec(stderr)?.[1] ?? null, { what: 'the bundled fleet ready line', timeoutMs: 20_000 })) as string;
+      const body = await waitForFleet(url, (f) => f.nodes.some((n) => n.node_id === 'bundled' && n.sessions.length === 1), 'the node in the bundled fleet');
+      assert.equal(body.nodes[0]!.sessions[0]!.session_key, 'cli:x');
+      assert.match(await (await fetch(`${url}/`)).text(), /pocketpaw-status-view/);
+    } finally {
+      proc.kill('SIGTERM');
+      node.client.end(true);
       await broker.stop();
     }
   });
