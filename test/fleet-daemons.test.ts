@@ -96,6 +96,16 @@ describe('fleet of real daemons', { skip: MOSQUITTO_SKIP }, () => {
     }
   });
 
+  test('the daemon started again (no sessions yet): its retained state replaces the "node offline" sessions', async () => {
+    daemons.set('north', await startDaemon({ args: ['--mqtt-url', broker.url, '--mqtt-node-id', 'north', '--no-ha-discovery'] }));
+    const body = await waitForFleet(fleet.url, (f) => {
+      const north = f.nodes.find((n) => n.node_id === 'north');
+      return north?.online === true && north.sessions.length === 0;
+    }, 'north back, empty', 10_000);
+    assert.equal(body.nodes.find((n) => n.node_id === 'north')!.global!.state, 'idle');
+    assert.ok(await matchesDaemons(body, IDS));
+  });
+
   test('a restarted aggregator shows the same fleet from retained state within 2 s', async () => {
     const before = timelessFleet(await getFleet(fleet.url));
     await fleet.stop();
