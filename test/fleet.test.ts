@@ -143,6 +143,23 @@ describe('fleet through a real broker, simulated nodes', { skip: MOSQUITTO_SKIP 
     }
   });
 
+  test('?node=, ?channel= and ?session= filter the fleet snapshot and the stream\'s transitions', async () => {
+    const keys = (f: FleetStatusResponse) => f.nodes.map((n) => [n.node_id, n.sessions.map((s) => s.session_key)]);
+    assert.deepEqual(keys(await getFleet(fleet.url, '?node=beta')), [['beta', ['cli:b1', 'cli:b2']]]);
+    assert.deepEqual(keys(await getFleet(fleet.url, '?channel=telegram')), [['alpha', ['telegram:42']], ['beta', []], ['gamma', []]]);
+    assert.deepEqual(keys(await getFleet(fleet.url, '?session=beta/cli:b2')), [['alpha', []], ['beta', ['cli:b2']], ['gamma', []]]);
+    const sse = await RawSse.open(`${fleet.url}/api/v1/fleet/status/stream?transitions=1&channel=telegram`);
+    try {
+      await sse.waitFor((s) => s.of('status').length > 0, 'the first status event');
+      await nodes[0]!.apply([ev('tool_start', 'cli:a1', { name: 'Read' }), ev('tool_start', 'telegram:42', { name: 'Grep' })]);
+      await sse.waitFor((s) => s.of('transition').length > 0, 'the telegram transition');
+      await new Promise((r) => setTimeout(r, 300));
+      assert.deepEqual(sse.of('transition').map((m) => (JSON.parse(m.data) as { session_key: string }).session_key), ['telegram:42'], 'cli:a1 filtered out');
+    } finally {
+      sse.close();
+    }
+  });
+
   test('a garbage publisher is dropped, counted in /metrics and logged; the fleet carries on unchanged', async () => {
     const before = timelessFleet(await getFleet(fleet.url));
     const garbage: MqttClient = await connectAsync(broker.url);
