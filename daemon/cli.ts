@@ -20,6 +20,7 @@ const USAGE = `Usage: pocketpaw-status <command> [options]
 
 Commands:
   serve     run the daemon (see: pocketpaw-status serve --help)
+  fleet     one view of many daemons through an MQTT broker (see: pocketpaw-status fleet --help)
   status    show what the agents are doing (see: pocketpaw-status status --help)
   emit      send events to the daemon from a shell (see: pocketpaw-status emit --help)
   hook      report a Claude Code session: hook claude-code (see: pocketpaw-status hook --help)
@@ -108,6 +109,9 @@ const [command, ...rest] = process.argv.slice(2);
 switch (command) {
   case 'serve':
     await serve(rest);
+    break;
+  case 'fleet':
+    await (await import('./fleet/command.ts')).fleetCommand(rest);
     break;
   case 'status':
     await (await import('./cli/status.ts')).statusCommand(rest);

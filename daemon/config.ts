@@ -406,7 +406,79 @@ export const SERVE_OPTIONS = {
 } as const;
 
 type Options = typeof SERVE_OPTIONS;
-export type ServeConfig = { readonly [K in keyof Options]: Options[K] extends Option<infer T> ? T : never };
+type ConfigOf<O> = { readonly [K in keyof O]: O[K] extends Option<infer T> ? T : never };
+export type ServeConfig = ConfigOf<Options>;
+
+// --- `fleet` (daemon/fleet/): serve's HTTP and SSE options, shared by definition, and the broker to read ---
+
+export const FLEET_OPTIONS = {
+  // The broker and its credentials: serve's own definitions (daemon/mqtt/settings.ts); --mqtt-url is required here.
+  mqttUrl: SERVE_OPTIONS.mqttUrl,
+  mqttCaFile: SERVE_OPTIONS.mqttCaFile,
+  mqttUsername: SERVE_OPTIONS.mqttUsername,
+  mqttPasswordFile: SERVE_OPTIONS.mqttPasswordFile,
+  mqttTopicBase: option({
+    flag: 'mqtt-topic-base',
+    arg: 'TOPIC',
+    help: 'topic under which every daemon publishes as <base>/<node-id>/... (their --mqtt-topic-prefix less the node id)',
+    defaultText: 'pocketpaw-status',
+    default: () => 'pocketpaw-status',
+    parse: checked(parseTopicPrefix),
+  }),
+  maxNodes: option({
+    flag: 'max-nodes',
+    arg: 'N',
+    help: 'most nodes the fleet keeps; messages naming a further node are dropped and counted',
+    defaultText: '10000',
+    default: () => 10000,
+    parse: integer(1, 1_000_000),
+  }),
+  host: SERVE_OPTIONS.host,
+  // Another default than serve's 8780, so that an aggregator can run beside a daemon on one machine.
+  port: { ...SERVE_OPTIONS.port, defaultText: '8781', default: () => 8781 },
+  apiKeyFile: SERVE_OPTIONS.apiKeyFile,
+  allowOpen: SERVE_OPTIONS.allowOpen,
+  corsOrigin: SERVE_OPTIONS.corsOrigin,
+  sseHeartbeat: SERVE_OPTIONS.sseHeartbeat,
+  sseMinInterval: SERVE_OPTIONS.sseMinInterval,
+  sseReplay: SERVE_OPTIONS.sseReplay,
+  sseWriteTimeout: SERVE_OPTIONS.sseWriteTimeout,
+  maxSseClients: SERVE_OPTIONS.maxSseClients,
+  sseMaxClientBytes: SERVE_OPTIONS.sseMaxClientBytes,
+  sseMaxTotalBytes: SERVE_OPTIONS.sseMaxTotalBytes,
+  allowedHost: SERVE_OPTIONS.allowedHost,
+} as const;
+
+export type FleetConfig = ConfigOf<typeof FLEET_OPTIONS>;
+
+export function parseFleetConfig(argv: readonly string[], env: NodeJS.ProcessEnv): FleetConfig | 'help' {
+  const config = parseOptions(FLEET_OPTIONS, argv, env);
+  if (config === 'help') return config;
+  checkMqttCombination(config);
+  if (config.mqttUrl === null) {
+    throw new ConfigError('the fleet reads its nodes from an MQTT broker: give --mqtt-url (or POCKETPAW_STATUS_MQTT_URL), e.g. mqtt://localhost:1883');
+  }
+  return config;
+}
+
+export function fleetHelp(): string {
+  return [
+    'Usage: pocketpaw-status fleet --mqtt-url URL [options]',
+    '',
+    'Runs the fleet aggregator: reads what every daemon (serve --mqtt-url) publishes to the broker and serves',
+    'GET /api/v1/fleet/status (every node), GET /api/v1/agent/status (all nodes\' sessions, keys prefixed',
+    '<node-id>/), their streams and the status page, with the same key rules, CORS and limits as serve.',
+    '',
+    'Each option is taken from its flag, else its environment variable, else its default.',
+    '',
+    'Options:',
+    ...optionRows(FLEET_OPTIONS),
+    `  ${'--help, -h'.padEnd(28)} show this help`,
+    '',
+    'Exit codes: 0 stopped by SIGINT/SIGTERM; 1 could not start; 2 invalid configuration.',
+    '',
+  ].join('\n');
+}
 
 export function envName(flag: string): string {
   return `POCKETPAW_STATUS_${flag.toUpperCase().replace(/-/g, '_')}`;
@@ -419,7 +491,13 @@ export function envNames(o: Pick<Option<unknown>, 'flag' | 'env'>): readonly str
 
 /** Parses `serve`'s arguments and environment. Throws ConfigError with a message naming the flag. */
 export function parseServeConfig(argv: readonly string[], env: NodeJS.ProcessEnv): ServeConfig | 'help' {
-  const entries = Object.entries(SERVE_OPTIONS) as [keyof Options, Option<unknown>][];
+  const config = parseOptions(SERVE_OPTIONS, argv, env);
+  if (config !== 'help') checkMqttCombination(config);
+  return config;
+}
+
+function parseOptions<O extends Record<string, Option<unknown>>>(table: O, argv: readonly string[], env: NodeJS.ProcessEnv): ConfigOf<O> | 'help' {
+  const entries = Object.entries(table) as [keyof O, Option<unknown>][];
   let values: Record<string, string | boolean | string[] | undefined>;
   try {
     const valued = new Set(entries.filter(([, o]) => !o.boolean).map(([, o]) => `--${o.flag}`));
@@ -440,7 +518,7 @@ export function parseServeConfig(argv: readonly string[], env: NodeJS.ProcessEnv
   }
   if (values.help) return 'help';
 
-  const config: Record<string, unknown> = {};
+  const config: Partial<Record<keyof O, unknown>> = {};
   for (const [key, o] of entries) {
     if (o.negatable && values[`no-${o.flag}`] !== undefined) {
       if (values[o.flag] !== undefined) throw new ConfigError(`--${o.flag} and --no-${o.flag} contradict each other; give one`);
@@ -462,12 +540,11 @@ export function parseServeConfig(argv: readonly string[], env: NodeJS.ProcessEnv
       throw new ConfigError(`invalid ${source} ${JSON.stringify(o.redact ? o.redact(raw) : raw)}: ${why}`);
     }
   }
-  checkMqttCombination(config as ServeConfig);
-  return config as ServeConfig;
+  return config as ConfigOf<O>;
 }
 
 /** Options that only make sense together, said before anything starts. */
-function checkMqttCombination(config: ServeConfig): void {
+function checkMqttCombination(config: Pick<ServeConfig, 'mqttCaFile' | 'mqttUrl' | 'mqttPasswordFile' | 'mqttUsername'>): void {
   if (config.mqttCaFile !== null && config.mqttUrl !== null && config.mqttUrl.protocol !== 'mqtts:') {
     throw new ConfigError(`--mqtt-ca-file is for TLS: use an mqtts:// --mqtt-url (got ${config.mqttUrl.protocol}//)`);
   }
@@ -506,12 +583,16 @@ function describeArgError(error: unknown): string {
   return message;
 }
 
-export function serveHelp(): string {
-  const rows = Object.values(SERVE_OPTIONS).map((o: Option<unknown>) => {
+function optionRows(table: Record<string, Option<unknown>>): string[] {
+  return Object.values(table).map((o: Option<unknown>) => {
     // A negatable switch's help says what its --no- form does.
     const left = o.boolean ? `--${o.flag}` : `--${o.flag} ${o.arg}`;
     return `  ${left.padEnd(28)} ${o.help}\n  ${''.padEnd(28)} env ${envNames(o).join(' or ')}; default ${o.defaultText}`;
   });
+}
+
+export function serveHelp(): string {
+  const rows = optionRows(SERVE_OPTIONS);
   return [
     'Usage: pocketpaw-status serve [options]',
     '',

@@ -13,12 +13,11 @@ import type { Env, Hono, MiddlewareHandler } from 'hono';
 import { matchedRoutes } from 'hono/route';
 import type { Registry } from 'prom-client';
 import { EVENT_TYPES } from '../protocol/events.ts';
-import { SESSION_STATES } from '../protocol/snapshot.ts';
+import { SESSION_STATES, type SessionState } from '../protocol/snapshot.ts';
 import { IGNORE_REASONS, REJECT_REASONS } from './ingest/decode.ts';
 import { CLOSE_REASONS, type IngestStats } from './ingest/stats.ts';
 import type { MqttStats } from './mqtt/stats.ts';
 import type { SseStats } from './sse/stats.ts';
-import type { StatusState } from './state/fold.ts';
 
 export const METRICS_PATH = '/metrics';
 const PREFIX = 'pocketpaw_status_';
@@ -27,9 +26,11 @@ export interface MetricsSources {
   readonly ingest: IngestStats;
   readonly sse: SseStats;
   /** The store's current state (sessions by state are counted from it at scrape time). */
-  readonly state: () => StatusState;
+  readonly state: () => { readonly sessions: { countIn(state: SessionState): number } };
   /** The MQTT output's counters; null without --mqtt-url (then no mqtt_* series exist). */
   readonly mqtt?: MqttStats | null;
+  /** Series of the fleet aggregator's own (daemon/fleet/stats.ts), registered beside these. */
+  readonly more?: (prom: PromClient, registry: Registry, prefix: string) => void;
 }
 
 export interface Metrics {
@@ -39,7 +40,7 @@ export interface Metrics {
   registry(): Promise<Registry>;
 }
 
-type PromClient = typeof import('prom-client');
+export type PromClient = typeof import('prom-client');
 
 /** A counter whose value is copied from a plain number at scrape time. */
 function mirroredCounter({ Counter }: PromClient, registry: Registry, name: string, help: string, read: () => number): void {
@@ -164,6 +165,8 @@ function buildRegistry(prom: PromClient, sources: MetricsSources, httpResponses:
       Object.entries(mqtt.transitionsDropped),
     );
   }
+
+  sources.more?.(prom, registry, PREFIX);
 
   // --- HTTP ---
   new prom.Counter({

@@ -106,6 +106,7 @@ export async function startDaemon(config: ServeConfig, log: Logger): Promise<Dae
   const metrics = createMetrics({ ingest: stats, sse: sseStats, state: () => store.state, mqtt: mqtt?.stats ?? null });
   const app = createApp({
     snapshots,
+    summaryOf: () => store.state,
     hub,
     sseStats,
     maxSseClients: config.maxSseClients,

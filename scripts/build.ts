@@ -20,6 +20,8 @@
  *   It is bundled without what the daemon never uses: the WebSocket and mini-program transports (it speaks mqtt://
  *   and mqtts:// only; `ws` would also bring optional native modules, bufferutil and utf-8-validate, that a bundle
  *   cannot carry), the SOCKS proxy support and the browser's worker timers; each becomes a stub that throws if called.
+ * - The fleet aggregator (`fleet`, daemon/fleet/command.ts) reads MQTT too: for the same reason it is a third file,
+ *   `dist/fleet.js`, with the same MQTT.js stubs and the page embedded, imported by cli.js only for `fleet`.
  */
 import { build, type Plugin } from 'esbuild';
 import { mkdirSync, statSync, writeFileSync } from 'node:fs';
@@ -76,6 +78,17 @@ const mqttSeparate: Plugin = {
   },
 };
 
+/** The fleet aggregator's file, next to cli.js. */
+export const FLEET_FILE = 'fleet.js';
+
+/** In cli.js, `import('./fleet/command.ts')` loads the separate file `./fleet.js` (see above). */
+const fleetSeparate: Plugin = {
+  name: 'fleet-separate',
+  setup(b) {
+    b.onResolve({ filter: /^\.\/fleet\/command\.ts$/ }, (args) => (args.kind === 'dynamic-import' ? { path: `./${FLEET_FILE}`, external: true } : undefined));
+  },
+};
+
 /** The MQTT output's file, next to cli.js. */
 export const MQTT_FILE = 'mqtt.js';
 
@@ -94,10 +107,11 @@ export async function buildDist(outdir: string = join(ROOT, 'dist')): Promise<Bu
     logLevel: 'warning',
   } as const;
   const [result, mqtt] = await Promise.all([
-    build({ ...common, entryPoints: [join(ROOT, 'daemon/cli.ts')], outfile: file, define: prebuiltPageDefine(), plugins: [zodEnglishOnly, mqttSeparate] }),
+    build({ ...common, entryPoints: [join(ROOT, 'daemon/cli.ts')], outfile: file, define: prebuiltPageDefine(), plugins: [zodEnglishOnly, mqttSeparate, fleetSeparate] }),
     build({ ...common, entryPoints: [join(ROOT, 'daemon/mqtt/output.ts')], outfile: join(outdir, MQTT_FILE), plugins: [mqttTcpOnly] }),
   ]);
-  const errors = [...result.errors, ...mqtt.errors];
+  const fleet = await build({ ...common, entryPoints: [join(ROOT, 'daemon/fleet/command.ts')], outfile: join(outdir, FLEET_FILE), define: prebuiltPageDefine(), plugins: [zodEnglishOnly, mqttTcpOnly] });
+  const errors = [...result.errors, ...mqtt.errors, ...fleet.errors];
   if (errors.length > 0) throw new Error(`esbuild failed: ${errors.map((e) => e.text).join('; ')}`);
   const hookFile = await buildHook(outdir);
   // The bundle is ESM wherever it is copied to, whatever package.json is (or is not) above it.

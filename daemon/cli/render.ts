@@ -15,6 +15,8 @@ export interface RenderableSnapshot {
     readonly uptime_seconds: number;
   };
   readonly sessions: readonly {
+    /** A fleet's keys are `<node_id>/<session key>`: the NODE column. */
+    readonly session_key?: string;
     readonly session_id: string;
     readonly channel: string;
     readonly title: string | null;
@@ -28,10 +30,16 @@ export interface RenderableSnapshot {
 export interface RenderOptions {
   /** ANSI colour for the states (only for a terminal, and never with NO_COLOR). */
   readonly color: boolean;
+  /** A fleet's snapshot: a NODE column first. */
+  readonly fleet?: boolean;
 }
+
+/** Sent by `pocketpaw-status fleet` on every response: its agent snapshot spans nodes (daemon/fleet/server.ts). */
+export const FLEET_VIEW_HEADER = 'X-PocketPaw-Status-View';
 
 /** Column widths and the longest value kept in each, as upstream: SESSION(20) keeps 18 characters, STATE 18. */
 const COLUMNS = {
+  node: { width: 14, keep: 14 },
   session: { width: 20, keep: 18 },
   channel: { width: 12, keep: 12 },
   state: { width: 18, keep: 18 },
@@ -65,13 +73,16 @@ export function renderStatus(snapshot: RenderableSnapshot, options: RenderOption
     `  Uptime:   ${formatDuration(g.uptime_seconds)}`,
   ];
   if (snapshot.sessions.length > 0) {
-    lines.push('', 'Active Sessions', row('SESSION', 'CHANNEL', 'STATE', 'TOOL', 'DURATION'));
+    const node = options.fleet === true;
+    const nodeHead = node ? `${'NODE'.padEnd(COLUMNS.node.width)} ` : '';
+    lines.push('', 'Active Sessions', row('SESSION', 'CHANNEL', 'STATE', 'TOOL', 'DURATION').replace(/^ {2}/, `  ${nodeHead}`));
     for (const s of snapshot.sessions) {
       const state = s.state === 'error' ? `error: ${s.error_message ?? 'None'}` : s.state;
       const stateCell = fit(state, COLUMNS.state.keep, COLUMNS.state.width);
       lines.push(
         [
           '  ',
+          node ? `${fit((s.session_key ?? '').split('/')[0]!, COLUMNS.node.keep, COLUMNS.node.width)} ` : '',
           fit(s.title || s.session_id, COLUMNS.session.keep, COLUMNS.session.width),
           ' ',
           fit(s.channel, COLUMNS.channel.keep, COLUMNS.channel.width),

@@ -5,7 +5,7 @@
  */
 import { parseArgs } from 'node:util';
 import * as z from 'zod/mini';
-import { clean, renderStatus, terminalJson, type RenderableSnapshot } from './render.ts';
+import { clean, FLEET_VIEW_HEADER, renderStatus, terminalJson, type RenderableSnapshot } from './render.ts';
 import { openSse, type SseStream } from './sse-client.ts';
 
 export const DEFAULT_URL = 'http://127.0.0.1:8780';
@@ -50,6 +50,7 @@ const Snapshot = z.object({
   }),
   sessions: z.array(
     z.object({
+      session_key: z.optional(z.string()),
       session_id: z.string(),
       channel: z.string(),
       title: z.nullable(z.string()),
@@ -77,6 +78,8 @@ interface Options {
   readonly watch: boolean;
   readonly tty: boolean;
   readonly color: boolean;
+  /** The server is a fleet aggregator (its FLEET_VIEW_HEADER): the table gets a NODE column. */
+  readonly view: { fleet: boolean };
 }
 
 export async function statusCommand(argv: readonly string[], env: NodeJS.ProcessEnv = process.env): Promise<void> {
@@ -134,6 +137,7 @@ function parseOptions(argv: readonly string[], env: NodeJS.ProcessEnv): Options 
     watch: values.watch ?? false,
     tty,
     color: tty && !json && env.NO_COLOR === undefined,
+    view: { fleet: false },
   };
 }
 
@@ -149,11 +153,12 @@ async function once(o: Options): Promise<void> {
   if (response.status === 403) throw keyRejected(o);
   if (response.status !== 200) throw unexpected(o, `HTTP ${response.status}${excerpt(body)}`);
   const snapshot = parseSnapshot(o, body);
-  process.stdout.write(o.json ? `${terminalJson(JSON.parse(body), 2)}\n` : renderStatus(snapshot, { color: o.color }));
+  o.view.fleet = response.headers.get(FLEET_VIEW_HEADER) === 'fleet';
+  process.stdout.write(o.json ? `${terminalJson(JSON.parse(body), 2)}\n` : renderStatus(snapshot, { color: o.color, fleet: o.view.fleet }));
 }
 
 async function watch(o: Options): Promise<void> {
-  const display = o.json ? jsonDisplay() : o.tty ? terminalDisplay(o) : plainDisplay();
+  const display = o.json ? jsonDisplay() : o.tty ? terminalDisplay(o) : plainDisplay(o);
   process.on('SIGINT', () => {
     display.stop();
     process.exit(0);
@@ -192,6 +197,7 @@ async function watch(o: Options): Promise<void> {
       throw unexpected(o, response.status === 200 ? `not an event stream (Content-Type ${JSON.stringify(type)})` : `HTTP ${response.status}${excerpt(body)}`);
     }
     arm(IDLE_TIMEOUT_MS);
+    o.view.fleet = response.headers.get(FLEET_VIEW_HEADER) === 'fleet';
     if (connectedOnce) process.stderr.write(`pocketpaw-status: reconnected to ${o.url}\n`);
     connectedOnce = true;
     try {
@@ -229,9 +235,9 @@ function jsonDisplay(): Display {
 }
 
 /** Not a terminal: each snapshot as a table, one after the other, without escape codes. */
-function plainDisplay(): Display {
+function plainDisplay(o: Options): Display {
   return {
-    show: (snapshot) => process.stdout.write(renderStatus(snapshot, { color: false })),
+    show: (snapshot) => process.stdout.write(renderStatus(snapshot, { color: false, fleet: o.view.fleet })),
     lost: () => {},
     stop: () => {},
   };
@@ -254,7 +260,7 @@ function terminalDisplay(o: Options): Display {
         global: { ...s.global, uptime_seconds: s.global.uptime_seconds + aged },
         sessions: s.sessions.map((x) => ({ ...x, duration_seconds: x.duration_seconds + aged })),
       },
-      { color: o.color },
+      { color: o.color, fleet: o.view.fleet },
     );
     const footer = lostAt
       ? `[Connection lost at ${lostAt.toLocaleTimeString()}; reconnecting to ${o.url} | Ctrl+C to stop]`

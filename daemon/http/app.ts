@@ -7,6 +7,7 @@ import type { Logger } from '../log.ts';
 import { METRICS_PATH, registerMetricsRoute, type Metrics } from '../metrics.ts';
 import type { SseHub } from '../sse/hub.ts';
 import type { SseStats } from '../sse/stats.ts';
+import type { StatusState } from '../state/fold.ts';
 import type { Snapshots } from '../state/snapshots.ts';
 import { authMiddleware } from './auth.ts';
 import { corsMiddleware } from './cors.ts';
@@ -15,7 +16,7 @@ import { hostMiddleware } from './host.ts';
 import { rejectMalformedUrl } from './malformed.ts';
 import { filterFromQuery } from './filter.ts';
 import { LIVEZ_PATH, READYZ_PATH, registerHealthRoutes, type Readiness } from './health.ts';
-import { PAGE_PATH, registerPageRoute } from './page.ts';
+import { PAGE_PATH, registerPageRoute, type RenderedPage } from './page.ts';
 import { FailureLimiter } from './rate-limit.ts';
 import { etagMatches, summaryCache } from '../state/summary.ts';
 import { streamRoute, type NodeEnv } from './stream.ts';
@@ -25,7 +26,9 @@ export const STREAM_PATH = '/api/v1/agent/status/stream';
 export const SUMMARY_PATH = '/api/v1/agent/status/summary';
 
 export interface AppDeps {
-  readonly snapshots: Snapshots;
+  readonly snapshots: Pick<Snapshots, 'body'>;
+  /** The state the summary is made of; without it (the fleet) there is no summary route. */
+  readonly summaryOf?: () => StatusState;
   readonly hub: SseHub;
   readonly sseStats: SseStats;
   readonly maxSseClients: number;
@@ -38,6 +41,10 @@ export interface AppDeps {
   readonly corsOrigins: readonly string[];
   /** `--allowed-host`: names answered besides IP literals, localhost and this machine's hostname. */
   readonly allowedHosts: readonly string[];
+  /** The fleet (daemon/fleet/server.ts): its own routes, behind the same middleware; returns their paths (for 405). */
+  readonly moreRoutes?: (app: Hono<NodeEnv>) => readonly string[];
+  /** The fleet: the status page in its fleet form. */
+  readonly page?: () => RenderedPage;
 }
 
 export function createApp(deps: AppDeps): Hono<NodeEnv> {
@@ -62,21 +69,27 @@ export function createApp(deps: AppDeps): Hono<NodeEnv> {
   registerHealthRoutes(app, deps.readiness);
   registerMetricsRoute(app, deps.metrics);
   // The status page at / is open: its data comes from the stream, which checks the key.
-  registerPageRoute(app, log);
+  registerPageRoute(app, log, deps.page);
   app.get(STATUS_PATH, (c) =>
     c.body(snapshots.body(filterFromQuery(c)), 200, { 'Content-Type': 'application/json' }),
   );
   app.get(STREAM_PATH, streamRoute(deps.hub, deps.sseStats, deps.maxSseClients));
   // For pollers: small, no timers, an ETag; behind the key like the snapshot (auth.ts denies by default).
-  const summary = summaryCache();
-  app.get(SUMMARY_PATH, (c) => {
-    const { json, etag } = summary(snapshots.state);
-    if (etagMatches(c.req.header('if-none-match'), etag)) return c.body(null, 304, { ETag: etag });
-    return c.body(json, 200, { 'Content-Type': 'application/json', ETag: etag });
-  });
+  const summaryOf = deps.summaryOf;
+  if (summaryOf) {
+    const summary = summaryCache();
+    app.get(SUMMARY_PATH, (c) => {
+      const { json, etag } = summary(summaryOf());
+      if (etagMatches(c.req.header('if-none-match'), etag)) return c.body(null, 304, { ETag: etag });
+      return c.body(json, 200, { 'Content-Type': 'application/json', ETag: etag });
+    });
+  }
+
+  const more = deps.moreRoutes?.(app) ?? [];
 
   // --- fallbacks ---
-  for (const path of [PAGE_PATH, STATUS_PATH, STREAM_PATH, SUMMARY_PATH, LIVEZ_PATH, READYZ_PATH, METRICS_PATH]) {
+  const paths = [PAGE_PATH, STATUS_PATH, STREAM_PATH, ...(summaryOf ? [SUMMARY_PATH] : []), LIVEZ_PATH, READYZ_PATH, METRICS_PATH, ...more];
+  for (const path of paths) {
     app.all(path, (c) => jsonError(c, 405, 'Method Not Allowed', { Allow: 'GET, HEAD' }));
   }
   app.notFound((c) => jsonError(c, 404, 'Not Found'));

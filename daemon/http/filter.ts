@@ -5,6 +5,7 @@ import { NO_FILTER, type SessionFilter } from '../state/snapshot.ts';
 export function filterFromQuery(c: Context): SessionFilter {
   const sessions = c.req.queries('session');
   const channels = c.req.queries('channel');
-  if (!sessions && !channels) return NO_FILTER;
-  return { sessions: sessions ? new Set(sessions) : null, channels: channels ? new Set(channels) : null };
+  const nodes = c.req.queries('node');
+  if (!sessions && !channels && !nodes) return NO_FILTER;
+  return { sessions: sessions ? new Set(sessions) : null, channels: channels ? new Set(channels) : null, nodes: nodes ? new Set(nodes) : null };
 }

@@ -57,7 +57,7 @@ function takeOver(c: Context<NodeEnv>): OutgoingHttpHeaders {
 }
 
 function filterKey(filter: SessionFilter): string {
-  if (filter.sessions === null && filter.channels === null) return '';
-  const sorted = (set: ReadonlySet<string> | null) => (set ? [...set].sort() : null);
-  return JSON.stringify([sorted(filter.sessions), sorted(filter.channels)]);
+  if (filter.sessions === null && filter.channels === null && !filter.nodes) return '';
+  const sorted = (set: ReadonlySet<string> | null | undefined) => (set ? [...set].sort() : null);
+  return JSON.stringify([sorted(filter.sessions), sorted(filter.channels), sorted(filter.nodes)]);
 }

@@ -22,6 +22,7 @@ export function transitionFrame(id: string, t: Transition, at: string): string {
 /** A transition's JSON, as the SSE `transition` event and the MQTT `transitions` topic carry it; `at` is ISO 8601. */
 export function transitionJson(t: Transition, at: string): string {
   return JSON.stringify({
+    ...(t.node_id === undefined ? null : { node_id: t.node_id }),
     session_key: t.session_key,
     from: t.from,
     to: t.to,

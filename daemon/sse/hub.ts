@@ -16,10 +16,10 @@
  */
 import type { OutgoingHttpHeaders, ServerResponse } from 'node:http';
 import { splitSessionKey } from '../../protocol/snapshot.ts';
-import type { Change, ChangeFeed } from '../feed/feed.ts';
+import type { Change } from '../feed/feed.ts';
 import type { Logger } from '../log.ts';
 import { matches, sameContent, type RenderedSnapshot, type SessionFilter } from '../state/snapshot.ts';
-import type { Snapshots } from '../state/snapshots.ts';
+import type { Transition } from '../state/transitions.ts';
 import { KEEPALIVE_FRAME, RETRY_FIELD, resetFrame, statusFrame, transitionFrame } from './frames.ts';
 import { TransitionHistory, type HistoryEntry } from './history.ts';
 import { EventIds, parseId } from './ids.ts';
@@ -48,6 +48,18 @@ export interface StreamRequest {
   readonly lastEventId: string | null;
   /** Headers set by middleware (CORS, security) to send along. */
   readonly headers: OutgoingHttpHeaders;
+}
+
+/** What the hub streams: the daemon's own snapshots (state/snapshots.ts), or the fleet's (fleet/snapshots.ts). */
+export interface SnapshotSource {
+  render(filter: SessionFilter): RenderedSnapshot;
+  /** Whether a transition passes a client's filter; without it, by its session key and the channel in that key. */
+  transitionMatches?(filter: SessionFilter, t: Transition): boolean;
+}
+
+/** Where changes come from: the daemon's change feed, or the fleet's; the hub reads only their transitions. */
+export interface TransitionFeed {
+  subscribe(listener: (change: Pick<Change, 'transitions'>) => void): () => void;
 }
 
 export const SSE_HEADERS: Readonly<Record<string, string>> = {
@@ -136,8 +148,8 @@ export class SseHub {
   private closed = false;
 
   constructor(
-    feed: ChangeFeed,
-    private readonly snapshots: Snapshots,
+    feed: TransitionFeed,
+    private readonly snapshots: SnapshotSource,
     private readonly clock: () => number,
     private readonly options: HubOptions,
     private readonly stats: SseStats,
@@ -195,7 +207,8 @@ export class SseHub {
     this.clients.add(c);
     if (c.transitions) this.transitionClients++;
     this.stats.clientsTotal++;
-    this.stats.clientsConnected = this.clients.size;
+    // Counted up and down rather than set from this hub's size: the fleet runs two hubs on one SseStats.
+    this.stats.clientsConnected++;
     req.res.on('close', () => this.remove(c));
     req.res.on('error', () => this.remove(c));
 
@@ -223,12 +236,12 @@ export class SseHub {
     if (this.flush?.immediate) clearImmediate(this.flush.immediate);
     this.flush = null;
     for (const c of this.clients) c.res.end();
+    this.stats.clientsConnected -= this.clients.size;
     this.clients.clear();
     this.transitionClients = 0;
-    this.stats.clientsConnected = 0;
   }
 
-  private onChange(change: Change): void {
+  private onChange(change: Pick<Change, 'transitions'>): void {
     for (const transition of change.transitions) {
       const entry: HistoryEntry = { seq: (this.transitionSeq = this.ids.next()), transition, frame: null };
       this.history.push(entry);
@@ -362,11 +375,14 @@ export class SseHub {
   private sendTransition(c: Subscriber, entry: HistoryEntry, now: number): void {
     if (!this.clients.has(c)) return; // dropped while this batch was being sent
     const t = entry.transition;
-    if (c.filter.sessions !== null || c.filter.channels !== null) {
+    const custom = this.snapshots.transitionMatches;
+    if (custom) {
+      if (!custom.call(this.snapshots, c.filter, t)) return;
+    } else if (c.filter.sessions !== null || c.filter.channels !== null) {
       if (!matches(c.filter, { key: t.session_key, channel: splitSessionKey(t.session_key).channel })) return;
     }
     entry.frame ??= Buffer.from(
-      transitionFrame(this.ids.format(entry.seq), t, new Date(this.wallOffset + t.at).toISOString()),
+      transitionFrame(this.ids.format(entry.seq), t, t.at_iso ?? new Date(this.wallOffset + t.at).toISOString()),
     );
     if (c.paused) {
       c.backlog.push(entry.frame);
@@ -501,6 +517,6 @@ export class SseHub {
     if (c.transitions) this.transitionClients--;
     c.backlog = [];
     c.backlogBytes = 0;
-    this.stats.clientsConnected = this.clients.size;
+    this.stats.clientsConnected--;
   }
 }

@@ -12,6 +12,8 @@ import { SessionTable } from './sessions.ts';
 export interface SessionFilter {
   readonly sessions: ReadonlySet<string> | null;
   readonly channels: ReadonlySet<string> | null;
+  /** `?node=`: only the fleet reads it (daemon/fleet/render.ts); a single daemon has no nodes to choose from. */
+  readonly nodes?: ReadonlySet<string> | null;
 }
 
 export const NO_FILTER: SessionFilter = { sessions: null, channels: null };
@@ -120,8 +122,14 @@ export class RenderedSnapshot {
     readonly content: readonly string[],
   ) {}
 
+  /** A rendering made elsewhere (the fleet's views), whose content is one string. */
+  static whole(json: string, fingerprint: string): RenderedSnapshot {
+    return new RenderedSnapshot(json, [fingerprint]);
+  }
+
   /** `content` as one string (for tests and diagnostics: compare contents with sameContent). */
   get fingerprint(): string {
+    if (this.content.length === 1) return this.content[0]!;
     const sessions: string[] = [];
     for (let i = 1; i < this.content.length; i += 2) sessions.push(this.content[i]! + this.content[i + 1]!);
     return `${this.content[0]!}},"sessions":[${sessions.join(',')}]}`;

@@ -15,8 +15,8 @@ export interface RenderedSummary {
 }
 
 export function renderSummary(state: StatusState): RenderedSummary {
-  const counts = Object.fromEntries(SESSION_STATES.map((s) => [s, 0])) as Record<SessionState, number>;
-  for (const s of state.sessions.values()) counts[s.state]++;
+  // The session table keeps its sessions counted by state: no scan.
+  const counts = Object.fromEntries(SESSION_STATES.map((s) => [s, state.sessions.countIn(s)])) as Record<SessionState, number>;
   const json = JSON.stringify({
     state: globalState(state),
     active_sessions: state.sessions.size,

@@ -15,6 +15,9 @@ export interface Transition {
   readonly error_message: string | null;
   /** Monotonic ms, as passed to the fold. */
   readonly at: number;
+  /** Set by the fleet (daemon/fleet/): the node the transition happened on, and its time as that node stamped it. */
+  readonly node_id?: string;
+  readonly at_iso?: string;
 }
 
 export function transitionOf(key: string, before: Session | undefined, after: Session | undefined, at: number): Transition | null {

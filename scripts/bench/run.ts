@@ -100,6 +100,7 @@ function benches(quick: boolean): Bench[] {
     { name: 'CPU per event', run: (b) => benchScale({ bundle: needs(b), events: quick ? 400 : 2000, repetitions: REPETITIONS }) },
     { name: 'MQTT', run: async () => (await import('./mqtt.ts')).benchMqtt(quick ? { samples: 300, warmup: 50 } : {}) },
     { name: 'state', run: async () => (await import('./state.ts')).benchState({ events: quick ? 300_000 : 1_000_000, rounds: quick ? 1 : 2 }) },
+    { name: 'fleet', run: async () => { const f = await import('./fleet.ts'); return f.benchFleet(quick ? f.QUICK : f.FULL); } },
   ];
 }
 

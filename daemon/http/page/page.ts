@@ -6,6 +6,7 @@
  * property, never through innerHTML: a session title is text written by whoever talks to the agent.
  */
 import type { AgentStatusResponse, GlobalState, GlobalStatus, SessionState, SessionStatus } from '../../../protocol/snapshot.ts';
+import type { FleetNode, FleetStatusResponse } from '../../../protocol/fleet.ts';
 
 /** The `transition` event's data (daemon/sse/frames.ts). */
 interface TransitionData {
@@ -21,6 +22,9 @@ type Connection = 'connecting' | 'live' | 'reconnecting' | 'gone' | 'key';
 
 const STATUS_PATH = 'api/v1/agent/status';
 const STREAM_PATH = 'api/v1/agent/status/stream';
+/** Served by `pocketpaw-status fleet` (daemon/fleet/server.ts marks the page): follow the fleet, grouped by node. */
+const FLEET = document.querySelector('meta[name="pocketpaw-status-view"]')?.getAttribute('content') === 'fleet';
+const FLEET_STREAM_PATH = 'api/v1/fleet/status/stream';
 /** After this long without a stream, "reconnecting" becomes "daemon gone" (the daemon asks for a 2 s retry). */
 const GONE_AFTER_MS = 10_000;
 /** The longest wait between our own reconnects, once the browser has given up on a stream (non-200 answers). */
@@ -58,6 +62,7 @@ const compact = isOn(pageParams.get('compact'));
 const filters: [string, string][] = [
   ...pageParams.getAll('session').map((v): [string, string] => ['session', v]),
   ...pageParams.getAll('channel').map((v): [string, string] => ['channel', v]),
+  ...pageParams.getAll('node').map((v): [string, string] => ['node', v]),
 ];
 
 function isOn(value: string | null): boolean {
@@ -381,7 +386,7 @@ function setConnection(next: Connection): void {
 }
 
 function connect(): void {
-  const es = new EventSource(apiUrl(STREAM_PATH, showTransitions ? { transitions: '1' } : {}));
+  const es = new EventSource(apiUrl(FLEET ? FLEET_STREAM_PATH : STREAM_PATH, showTransitions ? { transitions: '1' } : {}));
   source = es;
   es.addEventListener('open', () => {
     downSince = null;
@@ -389,15 +394,16 @@ function connect(): void {
     setConnection('live');
   });
   es.addEventListener('status', (event) => {
-    const snapshot = parse<AgentStatusResponse>(event, isSnapshot);
+    const snapshot = FLEET ? fleetSnapshot(event) : parse<AgentStatusResponse>(event, isSnapshot);
     if (!snapshot) return;
     downSince = null;
     setConnection('live');
     renderSnapshot(snapshot);
+    if (FLEET) showNodes();
   });
   es.addEventListener('transition', (event) => {
     const transition = parse<TransitionData>(event, isTransition);
-    if (transition) onTransition(transition);
+    if (transition) onTransition(FLEET ? { ...transition, session_key: `${String((transition as { node_id?: unknown }).node_id)}/${transition.session_key}` } : transition);
   });
   es.addEventListener('reset', (event) => {
     const reset = parse<{ reason: string }>(event, (v): v is { reason: string } => isObject(v) && typeof v.reason === 'string');
@@ -481,6 +487,43 @@ function isSnapshot(value: unknown): value is AgentStatusResponse {
 
 function isTransition(value: unknown): value is TransitionData {
   return isObject(value) && typeof value.session_key === 'string' && typeof value.at === 'string';
+}
+
+// --- the fleet: the same cards, grouped under a heading per node that shows its availability ---
+
+let fleetNodes: readonly FleetNode[] = [];
+
+/** The fleet snapshot as the agent view's shape (keys `<node_id>/<key>`, in node order), for renderSnapshot. */
+function fleetSnapshot(event: Event): AgentStatusResponse | null {
+  const fleet = parse<FleetStatusResponse>(event, (v): v is FleetStatusResponse => isObject(v) && isObject(v.global) && Array.isArray(v.nodes));
+  if (!fleet) return null;
+  fleetNodes = fleet.nodes;
+  // The headings go before renderSnapshot places the cards, which counts the list's children.
+  for (const head of el.cards.querySelectorAll('.node-head')) head.remove();
+  const sessions = fleet.nodes.flatMap((n) => n.sessions.map((s) => ({ ...s, session_key: `${n.node_id}/${s.session_key}` })));
+  return { global: fleet.global, sessions };
+}
+
+function showNodes(): void {
+  const heads = fleetNodes.map((node) => {
+    const li = document.createElement('li');
+    li.className = 'node-head';
+    li.dataset.online = String(node.online);
+    const name = document.createElement('h3');
+    name.textContent = node.node_id;
+    const about = document.createElement('span');
+    const count = node.sessions.length;
+    about.textContent = `${node.online ? 'online' : 'offline'} · ${count} session${count === 1 ? '' : 's'} · last seen ${clockTime.format(new Date(node.last_seen))}`;
+    li.append(name, about);
+    return { li, first: node.sessions[0] ? cards.get(`${node.node_id}/${node.sessions[0].session_key}`)?.li ?? null : null };
+  });
+  // Each heading before its node's first card; a node without sessions before the next node's (or at the end).
+  for (let i = heads.length - 1, next: Element | null = null; i >= 0; i--) {
+    const { li, first } = heads[i]!;
+    el.cards.insertBefore(li, first ?? next);
+    next = li;
+  }
+  if (fleetNodes.length > 0) el.empty.hidden = true;
 }
 
 // --- start ---
