@@ -13,7 +13,7 @@
  * each payload is checked against these schemas before it reaches the fleet fold, and refused whole.
  */
 import * as z from 'zod/mini';
-import { AgentStatusResponse, GlobalStatus, SessionState, SessionStatus } from './snapshot.ts';
+import { AgentStatusResponse, GlobalStatus, SessionStatus } from './snapshot.ts';
 import './zod-messages.ts';
 import { MqttAvailability, TransitionMessage } from './mqtt.ts';
 
