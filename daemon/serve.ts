@@ -144,6 +144,7 @@ export async function startDaemon(config: ServeConfig, log: Logger): Promise<Dae
     await mqtt?.close();
     store.close();
     await ingest.close();
+    saved.release();
     throw error;
   }
   const address = http.address();
@@ -154,6 +155,7 @@ export async function startDaemon(config: ServeConfig, log: Logger): Promise<Dae
   // Once bound: a start that fails (the port or the socket taken) says so in one line and nothing else.
   log.info({ keySource: apiKey.required ? apiKey.source.kind : 'none' }, apiKey.required ? 'the status API needs the API key' : 'no API key: the status API is open to whoever can reach it');
   log.info({ http: url, socket: socketPath }, `ready: HTTP on ${url}, ingest socket ${socketPath}${activated}`);
+  log.info(saved.summary.fields, saved.summary.message);
 
   let closing: Promise<void> | null = null;
   const close = () =>
@@ -173,6 +175,7 @@ export async function startDaemon(config: ServeConfig, log: Logger): Promise<Dae
       pidWatch.close();
       store.close();
       await persister?.close();
+      saved.release();
     })());
 
   return {

@@ -5,7 +5,7 @@
  */
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
-import { mkdirSync, readdirSync, symlinkSync } from 'node:fs';
+import { existsSync, mkdirSync, readdirSync, readFileSync, symlinkSync } from 'node:fs';
 import { delimiter, join } from 'node:path';
 import { test } from 'node:test';
 import { ROOT, cleanEnv, runCli, startDaemon, tempDir } from './helpers/daemon.ts';
@@ -87,4 +87,27 @@ test('a second start on a taken socket or port: one line saying which, and what 
   } finally {
     await first.stop();
   }
+});
+
+test('a second daemon on the same state folder: one line naming the first one\'s pid and what to pass instead; its state untouched', { timeout: 60_000 }, async () => {
+  const stateDir = join(tempDir(), 'state');
+  const first = await startDaemon({ args: ['--state-dir', stateDir] });
+  try {
+    // A newcomer's second `npm start` with another socket and port, but the default (shared) state folder.
+    const second = await runCli(['serve', '--socket', join(tempDir(), 'other.sock'), '--port', '0', '--state-dir', stateDir]);
+    assert.equal(second.code, 1);
+    const lines = second.stderr.trimEnd().split('\n');
+    assert.equal(lines.length, 1, second.stderr);
+    assert.match(lines[0]!, new RegExp(`another daemon \\(pid ${first.proc.pid}\\) keeps its state in `));
+    assert.match(lines[0]!, /pass --state-dir DIR \(or none\)/);
+    assert.equal(readFileSync(join(stateDir, 'daemon.pid'), 'utf8').trim(), String(first.proc.pid), 'the lock is still the first daemon\'s');
+  } finally {
+    await first.stop();
+  }
+  assert.equal(existsSync(join(stateDir, 'daemon.pid')), false, 'a clean stop gives the folder back');
+  // A daemon killed outright leaves its lock behind: the next start takes it over.
+  const killed = await startDaemon({ args: ['--state-dir', stateDir] });
+  await killed.stop('SIGKILL');
+  const next = await startDaemon({ args: ['--state-dir', stateDir] });
+  await next.stop();
 });
