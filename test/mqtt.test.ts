@@ -452,7 +452,7 @@ describe('the compiled build', { skip }, () => {
     assert.deepEqual([...new Set(imports.filter((spec) => !builtinModules.includes(spec.replace(/^node:/, ''))))], []);
 
     const b = await broker();
-    const proc = spawn(process.execPath, [bundle, 'serve', '--port', '0', '--socket', join(dir, 's.sock'), '--mqtt-url', b.url, ...NODE_ARGS], { cwd: dir, stdio: ['ignore', 'ignore', 'pipe'] });
+    const proc = spawn(process.execPath, [bundle, 'serve', '--port', '0', '--socket', join(dir, 's.sock'), '--state-dir', 'none', '--mqtt-url', b.url, ...NODE_ARGS], { cwd: dir, stdio: ['ignore', 'ignore', 'pipe'] });
     cleanups.push(async () => proc.kill('SIGKILL'));
     let stderr = '';
     proc.stderr.setEncoding('utf8').on('data', (x: string) => (stderr += x));
@@ -473,7 +473,7 @@ describe('without --mqtt-url', () => {
     const { spawn } = await import('node:child_process');
     const loaded = async (args: string[]): Promise<string[]> => {
       const b = args.length > 0 ? await broker() : null;
-      const proc = spawn(process.execPath, ['--import', 'tsx', probe, 'serve', '--port', '0', '--socket', join(tempDir(), 's.sock'), ...(b ? ['--mqtt-url', b.url] : [])], {
+      const proc = spawn(process.execPath, ['--import', 'tsx', probe, 'serve', '--port', '0', '--socket', join(tempDir(), 's.sock'), '--state-dir', 'none', ...(b ? ['--mqtt-url', b.url] : [])], {
         stdio: ['ignore', 'pipe', 'pipe'],
       });
       cleanups.push(async () => proc.kill('SIGKILL'));

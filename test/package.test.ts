@@ -66,7 +66,8 @@ test('installed into an empty folder, npx pocketpaw-status serve, emit, hook cla
 
   const socket = join(app, 'ingest.sock');
   let stderr = '';
-  server = spawn('npx', ['pocketpaw-status', 'serve', '--port', '0', '--socket', socket], { cwd: app, env: userEnv(), stdio: ['ignore', 'ignore', 'pipe'], detached: true });
+  // Its own state folder (the default path under a fresh XDG_STATE_HOME): nothing of another run comes back.
+  server = spawn('npx', ['pocketpaw-status', 'serve', '--port', '0', '--socket', socket], { cwd: app, env: { ...userEnv(), XDG_STATE_HOME: join(app, 'state') }, stdio: ['ignore', 'ignore', 'pipe'], detached: true });
   server.stderr!.setEncoding('utf8').on('data', (d: string) => (stderr += d));
   const url = (await waitFor(() => /"http":"(http:[^"]+)".*"msg":"ready/.exec(stderr)?.[1], { timeoutMs: 60_000, what: `serve's ready line; stderr: ${stderr}` }))!;
 

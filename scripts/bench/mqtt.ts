@@ -44,7 +44,7 @@ async function startTarget(name: 'daemon' | 'baseline', brokerUrl: string, dir: 
   const socket = join(dir, `${name}.sock`);
   const args =
     name === 'daemon'
-      ? ['--import', 'tsx', join(ROOT, 'daemon/cli.ts'), 'serve', '--port', '0', '--socket', socket, '--mqtt-url', brokerUrl, '--mqtt-node-id', 'bench', '--mqtt-min-interval', '0', '--no-ha-discovery']
+      ? ['--import', 'tsx', join(ROOT, 'daemon/cli.ts'), 'serve', '--port', '0', '--socket', socket, '--state-dir', 'none', '--mqtt-url', brokerUrl, '--mqtt-node-id', 'bench', '--mqtt-min-interval', '0', '--no-ha-discovery']
       : ['--import', 'tsx', join(ROOT, 'scripts/bench/mqtt-baseline.ts'), socket, brokerUrl, BASELINE_TOPIC];
   const env: NodeJS.ProcessEnv = {};
   for (const [k, v] of Object.entries(process.env)) if (!k.startsWith('POCKETPAW_STATUS_')) env[k] = v;

@@ -36,7 +36,14 @@ export interface TestDaemon {
 export function cleanEnv(extra: Record<string, string> = {}): NodeJS.ProcessEnv {
   const env: NodeJS.ProcessEnv = {};
   for (const [k, v] of Object.entries(process.env)) if (!k.startsWith('POCKETPAW_STATUS_')) env[k] = v;
-  return { ...env, ...extra };
+  // Whatever a test starts keeps its state (and the hook its log) in a folder of this test file, never in the
+  // user's ~/.local/state, where one run's sessions would come back in another.
+  return { ...env, XDG_STATE_HOME: testStateHome(), ...extra };
+}
+
+let stateHome: string | null = null;
+function testStateHome(): string {
+  return (stateHome ??= tempDir());
 }
 
 const tempDirs: string[] = [];
