@@ -195,7 +195,7 @@ async function probe(path: string): Promise<void> {
 const NEWLINE = Buffer.from('\n');
 /** How many lines queued for the socket pause stdin until they are written. */
 const BACKLOG_LINES = 1000;
-/** The lines of a connection kept to send again if the daemon turns out not to have read them (see `resendable`). */
+/** The lines of a connection kept to send again if the daemon turns out not to have read them (see `retire`). */
 const KEPT_LINES = 256;
 const KEPT_BYTES = 4 * 1024 * 1024;
 
@@ -226,14 +226,23 @@ class StdinSender {
   private pumping: Promise<void> | null = null;
   private failure: unknown = null;
   private lost = 0;
+  private paused = false;
   onBacklog: (full: boolean) => void = () => {};
 
   constructor(private readonly path: string) {}
 
   send(bytes: Buffer, stdinLine: number): void {
+    // After a failure nothing more can go out: stdin is read to its end only to finish the run.
+    if (this.failure !== null) return;
     this.queue.push({ bytes, stdinLine });
-    if (this.queue.length === BACKLOG_LINES) this.onBacklog(true);
+    this.backlog();
     this.kick();
+  }
+
+  /** Pauses stdin while BACKLOG_LINES lines wait for the socket, resumes it below. */
+  private backlog(): void {
+    const full = this.failure === null && this.queue.length >= BACKLOG_LINES;
+    if (full !== this.paused) this.onBacklog((this.paused = full));
   }
 
   private kick(): void {
@@ -241,8 +250,7 @@ class StdinSender {
       .catch((error: unknown) => {
         this.failure = error;
         this.queue.length = 0;
-        // Nothing more can go out: stdin is read to its end only to finish the run.
-        this.onBacklog(false);
+        this.backlog();
       })
       .finally(() => (this.pumping = null));
   }
@@ -251,7 +259,7 @@ class StdinSender {
     while (this.queue.length > 0 && this.failure === null) {
       const link = await this.link();
       const { bytes, stdinLine } = this.queue.shift()!;
-      if (this.queue.length === BACKLOG_LINES - 1) this.onBacklog(false);
+      this.backlog();
       link.stdinLineOf.push(stdinLine);
       link.recent.push({ bytes, stdinLine, at: performance.now() });
       link.recentBytes += bytes.length;
