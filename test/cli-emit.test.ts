@@ -6,6 +6,7 @@ import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import { once } from 'node:events';
 import { mkdirSync } from 'node:fs';
+import net from 'node:net';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -151,8 +152,12 @@ describe('emit from a slow stdin', () => {
   });
 
   /** Runs `emit` with stdin a pipe that writes each chunk after its pause, then ends after `endAfterMs`. */
-  async function slowEmit(chunks: readonly { readonly afterMs: number; readonly text: string }[], endAfterMs = 0): Promise<{ code: number | null; stdout: string; stderr: string }> {
-    const proc = spawn(process.execPath, ['--import', 'tsx', CLI, 'emit'], { cwd: ROOT, env: cleanEnv({ POCKETPAW_STATUS_SOCKET: daemon.socket }), stdio: ['pipe', 'pipe', 'pipe'] });
+  async function slowEmit(
+    chunks: readonly { readonly afterMs: number; readonly text: string }[],
+    endAfterMs = 0,
+    socket = daemon.socket,
+  ): Promise<{ code: number | null; stdout: string; stderr: string }> {
+    const proc = spawn(process.execPath, ['--import', 'tsx', CLI, 'emit'], { cwd: ROOT, env: cleanEnv({ POCKETPAW_STATUS_SOCKET: socket }), stdio: ['pipe', 'pipe', 'pipe'] });
     let stdout = '';
     let stderr = '';
     proc.stdout.setEncoding('utf8').on('data', (d: string) => (stdout += d));
@@ -189,6 +194,44 @@ describe('emit from a slow stdin', () => {
     const s = await waitForStatus(daemon.url, (s) => session(s, 'cli:slow')?.state === 'tool_running', 'the second event');
     assert.equal(session(s, 'cli:slow')?.title, 'Typed by hand');
     assert.equal(session(s, 'cli:slow')?.tool_name, 'vim');
+  });
+
+  test('lines written after the daemon decided to close an idle connection go again on the next one', async () => {
+    // The real daemon's race (a line in flight while it closes) cannot be timed from a test: a peer speaking its part
+    // plays it. It reads nothing on the first connection that carries lines and, 300 ms in, closes it the way the
+    // daemon closes an idle one; a line written less than the notice's 1 s before the notice cannot have been read.
+    const path = join(tempDir(), 'peer.sock');
+    const received: string[][] = [];
+    const peer = net.createServer((c) => {
+      const lines: string[] = [];
+      received.push(lines);
+      const deaf = received.length === 2; // the first connection is emit's check that someone listens
+      c.setEncoding('utf8');
+      c.on('error', () => {});
+      c.on('data', (d: string) => void (deaf || lines.push(...d.split('\n').filter((l) => l !== ''))));
+      c.on('end', () => c.end());
+      if (deaf) setTimeout(() => c.end(`${JSON.stringify({ error: 'connection closed: nothing sent for 1 s (--producer-idle-timeout); reconnect' })}\n`), 300);
+    });
+    peer.listen(path);
+    await once(peer, 'listening');
+    try {
+      const r = await slowEmit(
+        [
+          { afterMs: 0, text: line({ type: 'agent_start', session_key: 'cli:race' }) },
+          { afterMs: 1000, text: line({ type: 'thinking', session_key: 'cli:race' }) },
+        ],
+        0,
+        path,
+      );
+      assert.equal(r.code, 0, r.stderr);
+      assert.equal(r.stderr, '');
+      assert.deepEqual(
+        received.map((lines) => lines.map((l) => (JSON.parse(l) as { type: string }).type)),
+        [[], [], ['agent_start', 'thinking']],
+      );
+    } finally {
+      peer.close();
+    }
   });
 
   test("after a reconnect, the daemon's rejection still names the stdin line", async () => {
