@@ -10,7 +10,8 @@
  * After each run with state kept the state file must hold the last event: a run that never wrote cannot pass for a
  * cheap one.
  *
- * Usage: node --import tsx scripts/bench/state.ts [--events N] [--warmup W] [--repetitions 3] [--json]
+ * Usage: node --import tsx scripts/bench/state.ts [--events N] [--warmup W] [--repetitions 3] [--quick] [--json]
+ *   --quick: 100,000 events after 50,000 of warm-up, the sizes `npm run bench -- --quick` uses
  */
 import { once } from 'node:events';
 import { readFileSync } from 'node:fs';
@@ -27,6 +28,8 @@ import { cpuSeconds } from './proc.ts';
 import { repeatPairs, type Metrics } from './repeat.ts';
 
 const GOAL = 0.95;
+/** The sizes of `npm run bench -- --quick` (run.ts) and of --quick here. */
+export const QUICK = { events: 100_000, warmup: 50_000 } as const;
 const FENCE = Buffer.from('{"v":99,"type":"fence"}\n');
 
 interface Timed {
@@ -118,14 +121,15 @@ export async function benchState(opts: StateOptions): Promise<Figure[]> {
 if (process.argv[1] && fileURLToPath(import.meta.url) === process.argv[1]) {
   const { values } = parseArgs({
     options: {
-      events: { type: 'string', default: '1000000' },
-      warmup: { type: 'string', default: '200000' },
+      events: { type: 'string' },
+      warmup: { type: 'string' },
       repetitions: { type: 'string', default: '3' },
+      quick: { type: 'boolean', default: false },
       json: { type: 'boolean', default: false },
     },
   });
-  const events = Number(values.events);
-  const warmup = Number(values.warmup);
+  const events = Number(values.events ?? (values.quick ? QUICK.events : 1_000_000));
+  const warmup = Number(values.warmup ?? (values.quick ? QUICK.warmup : 200_000));
   const repetitions = Number(values.repetitions);
   if (!Number.isInteger(events) || events < 100 || !Number.isInteger(warmup) || warmup < 100 || !Number.isInteger(repetitions) || repetitions < 1) {
     process.stderr.write('--events and --warmup: whole numbers of at least 100; --repetitions: a whole number of at least 1\n');
