@@ -3,10 +3,14 @@
  * daemon listens; exit 2, with the reason, for an event the protocol rejects.
  */
 import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
+import { once } from 'node:events';
 import { mkdirSync } from 'node:fs';
+import net from 'node:net';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
-import { runCli, session, startDaemon, tempDir, waitForStatus, type TestDaemon } from './helpers/daemon.ts';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { cleanEnv, CLI, ROOT, runCli, session, startDaemon, tempDir, waitForStatus, type TestDaemon } from './helpers/daemon.ts';
 
 describe('emit', () => {
   let daemon: TestDaemon;
@@ -130,5 +134,115 @@ describe('emit', () => {
     assert.equal(r.code, 0);
     assert.match(r.stdout, /^Usage: pocketpaw-status emit TYPE --session KEY/);
     assert.match(r.stdout, /Exit codes: 0 sent; 1 no daemon listens on the socket; 2 an event the protocol rejects/);
+  });
+});
+
+/**
+ * `emit` reading a slow stdin (a person typing, a pipe from a slow process) against a daemon that closes producers
+ * idle for --producer-idle-timeout or without a complete line for --line-timeout: it connects only once a line is
+ * ready, and reconnects for the next line after the daemon closed an idle connection.
+ */
+describe('emit from a slow stdin', () => {
+  let daemon: TestDaemon;
+  before(async () => {
+    daemon = await startDaemon({ args: ['--line-timeout', '1', '--producer-idle-timeout', '1', '--max-line-bytes', '256'] });
+  });
+  after(async () => {
+    await daemon.stop();
+  });
+
+  /** Runs `emit` with stdin a pipe that writes each chunk after its pause, then ends after `endAfterMs`. */
+  async function slowEmit(
+    chunks: readonly { readonly afterMs: number; readonly text: string }[],
+    endAfterMs = 0,
+    socket = daemon.socket,
+  ): Promise<{ code: number | null; stdout: string; stderr: string }> {
+    const proc = spawn(process.execPath, ['--import', 'tsx', CLI, 'emit'], { cwd: ROOT, env: cleanEnv({ POCKETPAW_STATUS_SOCKET: socket }), stdio: ['pipe', 'pipe', 'pipe'] });
+    let stdout = '';
+    let stderr = '';
+    proc.stdout.setEncoding('utf8').on('data', (d: string) => (stdout += d));
+    proc.stderr.setEncoding('utf8').on('data', (d: string) => (stderr += d));
+    proc.stdin.on('error', () => {}); // emit may already have exited: its exit code says why.
+    const exited = once(proc, 'exit');
+    const timer = setTimeout(() => proc.kill('SIGKILL'), 30_000);
+    for (const chunk of chunks) {
+      await sleep(chunk.afterMs);
+      proc.stdin.write(chunk.text);
+    }
+    await sleep(endAfterMs);
+    proc.stdin.end();
+    const [code] = (await exited) as [number | null];
+    clearTimeout(timer);
+    return { code, stdout, stderr };
+  }
+
+  const line = (event: object) => `${JSON.stringify(event)}\n`;
+
+  test('a line, 2.5 s of nothing (past both timeouts), another line: both reach the daemon, exit 0', async () => {
+    // The first line comes after --line-timeout too (a connection opened at start would be closed by then), and
+    // stdin ends 2.5 s after the last line, once the daemon has closed that connection as well.
+    const r = await slowEmit(
+      [
+        { afterMs: 1500, text: line({ type: 'agent_start', session_key: 'cli:slow', title: 'Typed by hand' }) },
+        { afterMs: 2500, text: line({ type: 'tool_start', session_key: 'cli:slow', name: 'vim' }) },
+      ],
+      2500,
+    );
+    assert.equal(r.code, 0, r.stderr);
+    assert.equal(r.stdout, '');
+    assert.equal(r.stderr, '');
+    const s = await waitForStatus(daemon.url, (s) => session(s, 'cli:slow')?.state === 'tool_running', 'the second event');
+    assert.equal(session(s, 'cli:slow')?.title, 'Typed by hand');
+    assert.equal(session(s, 'cli:slow')?.tool_name, 'vim');
+  });
+
+  test('lines written after the daemon decided to close an idle connection go again on the next one', async () => {
+    // The real daemon's race (a line in flight while it closes) cannot be timed from a test: a peer speaking its part
+    // plays it. It reads nothing on the first connection that carries lines and, 300 ms in, closes it the way the
+    // daemon closes an idle one; a line written less than the notice's 1 s before the notice cannot have been read.
+    const path = join(tempDir(), 'peer.sock');
+    const received: string[][] = [];
+    const peer = net.createServer((c) => {
+      const lines: string[] = [];
+      received.push(lines);
+      const deaf = received.length === 2; // the first connection is emit's check that someone listens
+      c.setEncoding('utf8');
+      c.on('error', () => {});
+      c.on('data', (d: string) => void (deaf || lines.push(...d.split('\n').filter((l) => l !== ''))));
+      c.on('end', () => c.end());
+      if (deaf) setTimeout(() => c.end(`${JSON.stringify({ error: 'connection closed: nothing sent for 1 s (--producer-idle-timeout); reconnect' })}\n`), 300);
+    });
+    peer.listen(path);
+    await once(peer, 'listening');
+    try {
+      const r = await slowEmit(
+        [
+          { afterMs: 0, text: line({ type: 'agent_start', session_key: 'cli:race' }) },
+          { afterMs: 1000, text: line({ type: 'thinking', session_key: 'cli:race' }) },
+        ],
+        0,
+        path,
+      );
+      assert.equal(r.code, 0, r.stderr);
+      assert.equal(r.stderr, '');
+      assert.deepEqual(
+        received.map((lines) => lines.map((l) => (JSON.parse(l) as { type: string }).type)),
+        [[], [], ['agent_start', 'thinking']],
+      );
+    } finally {
+      peer.close();
+    }
+  });
+
+  test("after a reconnect, the daemon's rejection still names the stdin line", async () => {
+    const r = await slowEmit([
+      { afterMs: 0, text: line({ type: 'agent_start', session_key: 'cli:slow-bad' }) },
+      { afterMs: 2500, text: line({ type: 'thinking', session_key: 'cli:slow-bad' }) + line({ type: 'title', session_key: 'cli:slow-bad', title: 'z'.repeat(400) }) },
+    ]);
+    assert.equal(r.code, 2);
+    // The daemon counts the new connection's lines from 1; emit reports stdin's numbering.
+    assert.match(r.stderr, /the daemon rejected stdin line 3: line longer than 256 bytes/);
+    assert.doesNotMatch(r.stderr, /connection closed/);
+    await waitForStatus(daemon.url, (s) => session(s, 'cli:slow-bad')?.state === 'thinking', 'the second line');
   });
 });

@@ -2,6 +2,8 @@
  * Issue 17: the status survives a daemon restart. Each test gives its daemons their own state folder.
  */
 import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
+import { once } from 'node:events';
 import { chmodSync, chownSync, existsSync, mkdirSync, symlinkSync, watch, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, test } from 'node:test';
@@ -214,6 +216,77 @@ describe('hello agents get --reconnect-grace to come back', { concurrency: false
       assert.deepEqual(s.sessions.map((x) => x.error_message), ['agent disconnected', 'agent disconnected']);
     } finally {
       await d.stop();
+    }
+  });
+});
+
+describe('a restored session names a pid (one-shot producers): checked at start', { concurrency: false }, () => {
+  /** A real process to name as the agent, and a way to end it for good (reaped: a zombie still answers signal 0). */
+  async function agentProcess(): Promise<{ pid: number; kill(): Promise<void> }> {
+    const child = spawn(process.execPath, ['-e', 'setInterval(() => {}, 1000)'], { stdio: 'ignore' });
+    await once(child, 'spawn');
+    return {
+      pid: child.pid!,
+      async kill() {
+        if (child.exitCode !== null || child.signalCode !== null) return;
+        const exited = once(child, 'exit');
+        child.kill('SIGKILL');
+        await exited;
+      },
+    };
+  }
+
+  /** A first daemon hears of a session running a tool for `pid`, from a one-shot connection, and stops cleanly. */
+  async function sessionOf(dir: string, pid: number): Promise<void> {
+    const d = await withState(dir);
+    await sendOnce(
+      d.socket,
+      { type: 'agent_start', session_key: 'claude-code:pid', title: 'Watched', pid },
+      { type: 'tool_start', session_key: 'claude-code:pid', name: 'Bash', pid },
+    );
+    await waitForStatus(d.url, (s) => session(s, 'claude-code:pid')?.state === 'tool_running');
+    assert.equal((await d.stop('SIGTERM')).code, 0);
+  }
+
+  test('its pid died while the daemon was down: error / agent disconnected in the first snapshot after start', async () => {
+    const dir = tempDir();
+    const agent = await agentProcess();
+    try {
+      await sessionOf(dir, agent.pid);
+    } finally {
+      await agent.kill();
+    }
+    const d = await withState(dir);
+    try {
+      // Right after ready, before the once-a-second watch could have run: only the check at start explains it.
+      const first = session(await getStatus(d.url), 'claude-code:pid');
+      assert.equal(first?.state, 'error');
+      assert.equal(first?.error_message, 'agent disconnected');
+      assert.equal(first?.title, 'Watched');
+    } finally {
+      await d.stop();
+    }
+  });
+
+  test('its pid still runs: the session comes back in its state, and turns error once the pid dies', async () => {
+    const dir = tempDir();
+    const agent = await agentProcess();
+    try {
+      await sessionOf(dir, agent.pid);
+      const d = await withState(dir);
+      try {
+        const first = session(await getStatus(d.url), 'claude-code:pid');
+        assert.equal(first?.state, 'tool_running');
+        assert.equal(first?.tool_name, 'Bash');
+        assert.equal(first?.error_message, null);
+        // Still watched after the restart.
+        await agent.kill();
+        await waitForStatus(d.url, (s) => session(s, 'claude-code:pid')?.error_message === 'agent disconnected', 'the dead pid to be noticed');
+      } finally {
+        await d.stop();
+      }
+    } finally {
+      await agent.kill();
     }
   });
 });

@@ -4,6 +4,7 @@
  * reported here, with its reason, instead of being counted silently by the daemon.
  */
 import net from 'node:net';
+import { performance } from 'node:perf_hooks';
 import { parseArgs } from 'node:util';
 import { EVENT_TYPES } from '../../protocol/events.ts';
 import { resolveSocketPath, untrustedSocketReason } from '../../protocol/socket-path.ts';
@@ -136,13 +137,20 @@ function describeProblem(decoded: Decoded, type: string): string | null {
   return `${type} needs --session KEY (a session key such as websocket:abc123)`;
 }
 
-/** Streams stdin to the socket, line by line, skipping (and reporting) lines the protocol rejects. */
+/**
+ * Streams stdin to the socket, line by line, skipping (and reporting) lines the protocol rejects.
+ *
+ * stdin may be slow (a person typing, a pipe from a slow process), and the daemon closes a producer connection that
+ * has no complete line within --line-timeout or sends nothing for --producer-idle-timeout. So a connection is opened
+ * only once a complete line is ready, and when the daemon closes one for idling (its last line says `connection
+ * closed: ...`), the next line goes on a new connection: the close is routine, not a failure.
+ */
 async function sendStdin(socketPath: string): Promise<void> {
-  const connection = await open(socketPath);
+  // Fail at once when nobody listens, before a person types a line for nothing.
+  await probe(socketPath);
   if (process.stdin.isTTY) process.stderr.write(`${PREFIX}: reading NDJSON events from stdin; end with Ctrl+D\n`);
   let failed = false;
-  // The daemon numbers lines per connection; skipped lines make its numbers differ from stdin's.
-  const stdinLineOf: number[] = [0];
+  const sender = new StdinSender(socketPath);
   const framer = new LineFramer(STDIN_MAX_LINE_BYTES, {
     line(bytes, lineNo) {
       const decoded = decodeLine(bytes);
@@ -155,16 +163,15 @@ async function sendStdin(socketPath: string): Promise<void> {
         const why = decoded.reason === 'unknown_type' ? 'its type is unknown to protocol v1' : 'it has no session_key';
         process.stderr.write(`${PREFIX}: stdin line ${lineNo}: sent, but the daemon will ignore it: ${why}\n`);
       }
-      stdinLineOf.push(lineNo);
       const line = typeof bytes === 'string' ? Buffer.from(bytes, 'latin1') : bytes;
-      if (!connection.write(Buffer.concat([line, NEWLINE]))) process.stdin.pause();
+      sender.send(Buffer.concat([line, NEWLINE]), lineNo);
     },
     oversized(lineNo) {
       failed = true;
       process.stderr.write(`${PREFIX}: stdin line ${lineNo}: longer than ${STDIN_MAX_LINE_BYTES} bytes (not sent)\n`);
     },
   });
-  connection.onDrain(() => process.stdin.resume());
+  sender.onBacklog = (full) => (full ? process.stdin.pause() : process.stdin.resume());
   await new Promise<void>((resolve, reject) => {
     process.stdin.on('data', (chunk: Buffer) => framer.push(chunk));
     process.stdin.on('end', () => {
@@ -173,27 +180,169 @@ async function sendStdin(socketPath: string): Promise<void> {
     });
     process.stdin.on('error', reject);
   });
-  const replies = await connection.finish();
-  for (const reply of replies) {
-    const line = reply.line !== null ? stdinLineOf[reply.line] : undefined;
-    process.stderr.write(`${PREFIX}: ${describeReply(reply, line ?? null, 'stdin line')}\n`);
-  }
+  const { replies, lost } = await sender.finish();
+  for (const { reply, stdinLine } of replies) process.stderr.write(`${PREFIX}: ${describeReply(reply, stdinLine, 'stdin line')}\n`);
+  if (lost > 0) throw new ExitError(1, `${lost} line(s) sent just as the daemon closed an idle connection may not have reached it; send them again`);
   if (failed || replies.length > 0) process.exit(2);
 }
 
+/** Connects and leaves at once: the same errors as a real connection (no daemon, permission), and no line owed. */
+async function probe(path: string): Promise<void> {
+  const connection = await open(path);
+  await connection.finish();
+}
+
 const NEWLINE = Buffer.from('\n');
+/** How many lines queued for the socket pause stdin until they are written. */
+const BACKLOG_LINES = 1000;
+/** The lines of a connection kept to send again if the daemon turns out not to have read them (see `retire`). */
+const KEPT_LINES = 256;
+const KEPT_BYTES = 4 * 1024 * 1024;
+
+interface SentLine {
+  readonly bytes: Buffer;
+  readonly stdinLine: number;
+  /** performance.now() when written. */
+  readonly at: number;
+}
+
+/** One connection of a stdin run and what it carried. */
+interface Link {
+  readonly connection: Connection;
+  /** The daemon numbers lines per connection from 1: stdinLineOf[n] is the stdin line of its line n. */
+  readonly stdinLineOf: number[];
+  /** The latest lines written, oldest first, within KEPT_LINES and KEPT_BYTES. */
+  readonly recent: SentLine[];
+  recentBytes: number;
+  /** How many lines were dropped from `recent`. */
+  forgotten: number;
+}
+
+/** Writes stdin's lines in order, on one connection at a time, opening the next when the daemon closed the last. */
+class StdinSender {
+  private readonly queue: { bytes: Buffer; stdinLine: number }[] = [];
+  private readonly links: Link[] = [];
+  private current: Link | null = null;
+  private pumping: Promise<void> | null = null;
+  private failure: unknown = null;
+  private lost = 0;
+  private paused = false;
+  onBacklog: (full: boolean) => void = () => {};
+
+  constructor(private readonly path: string) {}
+
+  send(bytes: Buffer, stdinLine: number): void {
+    // After a failure nothing more can go out: stdin is read to its end only to finish the run.
+    if (this.failure !== null) return;
+    this.queue.push({ bytes, stdinLine });
+    this.backlog();
+    this.kick();
+  }
+
+  /** Pauses stdin while BACKLOG_LINES lines wait for the socket, resumes it below. */
+  private backlog(): void {
+    const full = this.failure === null && this.queue.length >= BACKLOG_LINES;
+    if (full !== this.paused) this.onBacklog((this.paused = full));
+  }
+
+  private kick(): void {
+    this.pumping ??= this.pump()
+      .catch((error: unknown) => {
+        this.failure = error;
+        this.queue.length = 0;
+        this.backlog();
+      })
+      .finally(() => (this.pumping = null));
+  }
+
+  private async pump(): Promise<void> {
+    while (this.queue.length > 0 && this.failure === null) {
+      const link = await this.link();
+      const { bytes, stdinLine } = this.queue.shift()!;
+      this.backlog();
+      link.stdinLineOf.push(stdinLine);
+      link.recent.push({ bytes, stdinLine, at: performance.now() });
+      link.recentBytes += bytes.length;
+      while (link.recent.length > KEPT_LINES || link.recentBytes > KEPT_BYTES) {
+        link.recentBytes -= link.recent.shift()!.bytes.length;
+        link.forgotten++;
+      }
+      if (!link.connection.write(bytes)) await link.connection.drained();
+    }
+  }
+
+  /** The open connection, or a new one when there is none or the daemon closed it. */
+  private async link(): Promise<Link> {
+    const current = this.current;
+    if (current !== null && current.connection.closedBy() === null) return current;
+    if (current !== null) this.retire(current);
+    const connection = await open(this.path);
+    const link: Link = { connection, stdinLineOf: [0], recent: [], recentBytes: 0, forgotten: 0 };
+    this.links.push(link);
+    this.current = link;
+    return link;
+  }
+
+  /**
+   * Done with a connection the daemon closed. The lines it cannot have read go out again, ahead of the rest: the
+   * daemon closes for idling only after reading nothing for the whole --producer-idle-timeout (its notice says how
+   * long) and reads nothing more once it decided, so a line written less than that before the notice arrived never
+   * reached it. For any other close (e.g. evicted at the producer limit) nothing can be told, and nothing is resent.
+   */
+  private retire(link: Link): void {
+    if (this.current === link) this.current = null;
+    const notice = link.connection.closedBy();
+    const idle = notice === null ? null : /nothing sent for (\d+(?:\.\d+)?) s/.exec(notice.error);
+    if (notice === null || idle === null) return;
+    const since = notice.at - Number(idle[1]) * 1000;
+    const unread = link.recent.filter((l) => l.at > since);
+    if (unread.length === 0) return;
+    // Lines older than those kept may have been unread too, when every kept one was.
+    if (unread.length === link.recent.length) this.lost += link.forgotten;
+    this.queue.unshift(...unread.map(({ bytes, stdinLine }) => ({ bytes, stdinLine })));
+  }
+
+  /** Once stdin ended: every line written, every connection closed; the daemon's answers with stdin's line numbers. */
+  async finish(): Promise<{ replies: { reply: Reply; stdinLine: number | null }[]; lost: number }> {
+    for (;;) {
+      while (this.pumping !== null) await this.pumping;
+      if (this.failure !== null) throw this.failure;
+      const link = this.current;
+      if (link === null) break;
+      await link.connection.finish();
+      // The daemon may have closed it for idling just as the last lines went: those go again on a new connection.
+      this.retire(link);
+      if (this.queue.length === 0) break;
+      this.kick();
+    }
+    const replies: { reply: Reply; stdinLine: number | null }[] = [];
+    for (const link of this.links) {
+      for (const reply of await link.connection.finish()) {
+        // The daemon closing an idle connection is routine: the next line, if any, went on a new one.
+        if (reply === link.connection.closedBy()) continue;
+        replies.push({ reply, stdinLine: reply.line !== null ? (link.stdinLineOf[reply.line] ?? null) : null });
+      }
+    }
+    return { replies, lost: this.lost };
+  }
+}
 
 interface Reply {
   /** The daemon's whole answer, e.g. `line 3: invalid JSON`. */
   readonly error: string;
   readonly line: number | null;
   readonly text: string;
+  /** performance.now() when it arrived. */
+  readonly at: number;
 }
 
 interface Connection {
   write(data: string | Buffer): boolean;
-  onDrain(listener: () => void): void;
-  /** Half-closes, then resolves with the daemon's error answers once it has read everything and closed. */
+  /** Resolves once the socket takes writes again (or closed). */
+  drained(): Promise<void>;
+  /** The daemon's `connection closed: ...` answer once it closed this connection for a reason of its own, else null. */
+  closedBy(): Reply | null;
+  /** Half-closes, then resolves with the daemon's error answers once it has read everything and closed (once: later calls give the same). */
   finish(): Promise<Reply[]>;
 }
 
@@ -206,25 +355,50 @@ function open(path: string): Promise<Connection> {
       const replies: Reply[] = [];
       let tail = '';
       let lost: Error | null = null;
+      let notice: Reply | null = null;
+      let isClosed = false;
+      let finishing: Promise<Reply[]> | null = null;
       socket.setEncoding('utf8');
       socket.on('data', (chunk: string) => {
         const lines = (tail + chunk).split('\n');
         tail = lines.pop() ?? '';
-        for (const line of lines) if (line.trim() !== '') replies.push(parseReply(line));
+        for (const line of lines) {
+          if (line.trim() === '') continue;
+          const reply = parseReply(line);
+          replies.push(reply);
+          if (reply.line === null && reply.error.startsWith('connection closed: ')) notice = reply;
+        }
       });
       socket.on('error', (error) => (lost = error));
-      const closed = new Promise<void>((r) => socket.once('close', () => r()));
+      const closed = new Promise<void>((r) =>
+        socket.once('close', () => {
+          isClosed = true;
+          r();
+        }),
+      );
       resolve({
         write: (data) => socket.write(data),
-        onDrain: (listener) => socket.on('drain', listener),
-        async finish() {
-          socket.end();
-          const timer = setTimeout(() => socket.destroy(new Error(`the daemon did not finish reading within ${ACK_TIMEOUT_MS / 1000} s`)), ACK_TIMEOUT_MS);
-          await closed;
-          clearTimeout(timer);
-          if (lost && replies.length === 0) throw new ExitError(1, `lost the connection to the daemon on ${path}: ${(lost as Error).message}`);
-          return replies;
-        },
+        drained: () =>
+          new Promise<void>((r) => {
+            if (isClosed) return r();
+            const done = () => {
+              socket.off('drain', done);
+              socket.off('close', done);
+              r();
+            };
+            socket.on('drain', done);
+            socket.on('close', done);
+          }),
+        closedBy: () => notice,
+        finish: () =>
+          (finishing ??= (async () => {
+            socket.end();
+            const timer = setTimeout(() => socket.destroy(new Error(`the daemon did not finish reading within ${ACK_TIMEOUT_MS / 1000} s`)), ACK_TIMEOUT_MS);
+            await closed;
+            clearTimeout(timer);
+            if (lost && replies.length === 0) throw new ExitError(1, `lost the connection to the daemon on ${path}: ${(lost as Error).message}`);
+            return replies;
+          })()),
       });
     });
   });
@@ -245,7 +419,7 @@ function parseReply(line: string): Reply {
     // Not JSON: report it as it came.
   }
   const m = /^line (\d+): ([\s\S]*)$/.exec(error);
-  return { error, line: m ? Number(m[1]) : null, text: m ? m[2]! : error };
+  return { error, line: m ? Number(m[1]) : null, text: m ? m[2]! : error, at: performance.now() };
 }
 
 function describeConnectError(path: string, error: NodeJS.ErrnoException): string {

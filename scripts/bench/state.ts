@@ -5,10 +5,13 @@
  *
  * Both daemons get the same pre-generated events as the ingest benchmark (ingest.ts), through one producer on a real
  * Unix socket, warmed up first; each is timed from the first write until it rejects a fence line sent after the last
- * event. The runs alternate (off, on, on, off, ...) and each side's best run counts, which evens out a shared machine.
- * Afterwards the state file must hold the last event: a run that never wrote cannot pass for a cheap one.
+ * event. Each run starts a fresh daemon with state kept (on an empty state directory), then one with
+ * `--state-dir none`, `repetitions` times (repeat.ts): the goal is decided on the median of the per-run ratios.
+ * After each run with state kept the state file must hold the last event: a run that never wrote cannot pass for a
+ * cheap one.
  *
- * Usage: node --import tsx scripts/bench/state.ts [--events N] [--rounds R] [--json]
+ * Usage: node --import tsx scripts/bench/state.ts [--events N] [--warmup W] [--repetitions 3] [--quick] [--json]
+ *   --quick: 100,000 events after 50,000 of warm-up, the sizes `npm run bench -- --quick` uses
  */
 import { once } from 'node:events';
 import { readFileSync } from 'node:fs';
@@ -19,11 +22,14 @@ import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 
 import { startDaemon, tempDir, waitFor } from '../../test/helpers/daemon.ts';
-import { compared, plain, printFigures, type Figure } from './figure.ts';
+import { plain, printFigures, type Figure } from './figure.ts';
 import { generateEvents } from './ingest.ts';
 import { cpuSeconds } from './proc.ts';
+import { repeatPairs, type Metrics } from './repeat.ts';
 
 const GOAL = 0.95;
+/** The sizes of `npm run bench -- --quick` (run.ts) and of --quick here. */
+export const QUICK = { events: 100_000, warmup: 50_000 } as const;
 const FENCE = Buffer.from('{"v":99,"type":"fence"}\n');
 
 interface Timed {
@@ -74,43 +80,60 @@ async function run(stateDir: string | null, warmup: readonly Buffer[], events: r
   }
 }
 
-export async function benchState(opts: { events: number; warmup?: number; rounds?: number }): Promise<Figure[]> {
+export interface StateOptions {
+  /** Timed events per run; at least 100. */
+  readonly events: number;
+  /** Events sent to each daemon before its timed run, not counted; default 200,000. */
+  readonly warmup?: number;
+  /** How many times the pair (state kept, --state-dir none) is measured, alternating (see repeat.ts); default 3. */
+  readonly repetitions?: number;
+}
+
+export async function benchState(opts: StateOptions): Promise<Figure[]> {
   const events = Math.max(100, Math.floor(opts.events));
-  const rounds = Math.max(1, opts.rounds ?? 2);
+  const warmupEvents = Math.max(100, Math.floor(opts.warmup ?? 200_000));
+  const repetitions = opts.repetitions ?? 3;
   const nonce = `${process.pid}-${Date.now()}`;
   const main = generateEvents(events, nonce);
-  const warm = generateEvents(Math.max(100, opts.warmup ?? 200_000), `warm-up ${nonce}`);
-  const best = (a: Timed, b: Timed): Timed => ({ seconds: Math.min(a.seconds, b.seconds), cpuSeconds: Math.min(a.cpuSeconds, b.cpuSeconds) });
-  let off: Timed = { seconds: Infinity, cpuSeconds: Infinity };
-  let on: Timed = { seconds: Infinity, cpuSeconds: Infinity };
-  for (let r = 0; r < rounds; r++) {
-    // Alternating which goes first, so neither side always runs right after the other's daemon stopped.
-    if (r % 2 === 0) off = best(off, await run(null, warm.chunks, main.chunks, nonce));
-    on = best(on, await run(tempDir(), warm.chunks, main.chunks, nonce));
-    if (r % 2 === 1) off = best(off, await run(null, warm.chunks, main.chunks, nonce));
-  }
+  const warm = generateEvents(warmupEvents, `warm-up ${nonce}`);
+  const measure = (state: boolean) => async (): Promise<Metrics> => {
+    const t = await run(state ? tempDir() : null, warm.chunks, main.chunks, nonce);
+    return { rate: events / t.seconds, cpuPerEvent: (t.cpuSeconds / events) * 1e6 };
+  };
+  const figures = await repeatPairs({
+    name: 'state',
+    repetitions,
+    value: measure(true),
+    baseline: measure(false),
+    figures: [
+      { name: 'state: ingest events/s with state kept (vs --state-dir none)', unit: 'events/s', value: 'rate', baseline: 'rate', goal: `>= ${GOAL}` },
+      { name: 'state: ingest CPU per event with state kept (vs --state-dir none)', unit: 'µs', value: 'cpuPerEvent', baseline: 'cpuPerEvent', goal: null },
+    ],
+  });
   return [
-    compared('state: ingest events/s with state kept (vs --state-dir none)', events / on.seconds, 'events/s', events / off.seconds, GOAL),
-    compared('state: ingest CPU per event with state kept (vs --state-dir none)', (on.cpuSeconds / events) * 1e6, 'µs', (off.cpuSeconds / events) * 1e6),
-    plain('state: ingest events/s, --state-dir none', events / off.seconds, 'events/s'),
+    ...figures,
+    plain('state: ingest events/s, --state-dir none', figures[0]!.baseline!, 'events/s'),
     plain('state: events per timed run (after warm-up)', events, 'events'),
-    plain('state: runs per side (the best counts)', rounds, 'runs'),
+    plain('state: warm-up events per daemon', warmupEvents, 'events'),
   ];
 }
 
 if (process.argv[1] && fileURLToPath(import.meta.url) === process.argv[1]) {
   const { values } = parseArgs({
     options: {
-      events: { type: 'string', default: '1000000' },
-      rounds: { type: 'string', default: '2' },
+      events: { type: 'string' },
+      warmup: { type: 'string' },
+      repetitions: { type: 'string', default: '3' },
+      quick: { type: 'boolean', default: false },
       json: { type: 'boolean', default: false },
     },
   });
-  const events = Number(values.events);
-  const rounds = Number(values.rounds);
-  if (!Number.isInteger(events) || events < 100 || !Number.isInteger(rounds) || rounds < 1) {
-    process.stderr.write('--events: a whole number of at least 100; --rounds: at least 1\n');
+  const events = Number(values.events ?? (values.quick ? QUICK.events : 1_000_000));
+  const warmup = Number(values.warmup ?? (values.quick ? QUICK.warmup : 200_000));
+  const repetitions = Number(values.repetitions);
+  if (!Number.isInteger(events) || events < 100 || !Number.isInteger(warmup) || warmup < 100 || !Number.isInteger(repetitions) || repetitions < 1) {
+    process.stderr.write('--events and --warmup: whole numbers of at least 100; --repetitions: a whole number of at least 1\n');
     process.exit(2);
   }
-  printFigures(await benchState({ events, rounds }), values.json ?? false);
+  printFigures(await benchState({ events, warmup, repetitions }), values.json ?? false);
 }
