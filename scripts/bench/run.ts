@@ -110,7 +110,7 @@ function benches(quick: boolean): Bench[] {
         return benchState({ ...(quick ? QUICK : { events: 1_000_000 }), repetitions: REPETITIONS });
       },
     },
-    { name: 'fleet', run: async () => { const f = await import('./fleet.ts'); return f.benchFleet(quick ? f.QUICK : f.FULL); } },
+    { name: 'fleet', run: async () => { const f = await import('./fleet.ts'); return f.benchFleet({ ...(quick ? f.QUICK : f.FULL), repetitions: REPETITIONS }); } },
   ];
 }
 
