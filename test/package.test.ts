@@ -96,7 +96,8 @@ test('installed into an empty folder, npx pocketpaw-status serve, emit, hook cla
   assert.deepEqual(body.sessions.map((s) => [s.session_key, s.title]), [['cli:deploy', 'Deploy the site'], ['claude-code:pkg1', 'Fix the tests'], ['websocket:lib', 'From the library']]);
 
   process.kill(-server.pid!, 'SIGTERM');
+  // npx may be gone before the daemon it started (both got the signal): the daemon's own last line says it stopped.
+  await waitFor(() => /"msg":"stopped"/.test(stderr), { timeoutMs: 10_000, what: `the daemon's "stopped" line; stderr: ${stderr}` });
   await waitFor(() => server!.exitCode !== null || server!.signalCode !== null, { timeoutMs: 10_000, what: 'serve to stop' });
   server = null;
-  assert.match(stderr, /"msg":"stopped"/);
 });
