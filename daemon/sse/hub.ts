@@ -248,6 +248,8 @@ export class SseHub {
       if (this.transitionClients > 0) this.pending.push(entry);
     }
     this.versionSeq = this.ids.next();
+    // Nobody to tell: no turn of the event loop is spent on it. A client that connects gets the state as it is then.
+    if (this.clients.size === 0) return;
     this.statusChanged = true;
     this.immediate ??= setImmediate(() => this.tick());
   }
