@@ -1,16 +1,13 @@
 /**
  * Wires the daemon together in the order data flows: ingest socket -> store (the fold) -> change feed -> HTTP.
  */
-import { getRequestListener } from '@hono/node-server';
-import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { performance } from 'node:perf_hooks';
 import { checkExposure, loadStartupKey } from './auth/exposure.ts';
 import { ConfigError, type ServeConfig } from './config.ts';
 import { ChangeFeed } from './feed/feed.ts';
 import { createApp } from './http/app.ts';
-import { answerClientError, requestErrorResponse } from './http/malformed.ts';
-import { withSecurityHeaders } from './http/security-headers.ts';
+import { createHttpServer, listenHttp } from './http/server.ts';
 import { Readiness } from './http/health.ts';
 import { PidWatch } from './ingest/pid-watch.ts';
 import { IngestServer } from './ingest/socket.ts';
@@ -117,12 +114,7 @@ export async function startDaemon(config: ServeConfig, log: Logger): Promise<Dae
     corsOrigins: config.corsOrigin,
     allowedHosts: config.allowedHost,
   });
-  const http = createServer(
-    // A client that sends half a request is closed after 10 s (Node's default is a minute), checked every second.
-    { headersTimeout: 10_000, requestTimeout: 15_000, connectionsCheckingInterval: 1_000 },
-    withSecurityHeaders(getRequestListener(app.fetch, { errorHandler: requestErrorResponse })),
-  );
-  http.on('clientError', answerClientError);
+  const http = createHttpServer(app.fetch);
   try {
     if (systemd.ingest !== null) await ingest.listenFd(systemd.ingest);
     else await ingest.listenPath(config.socket, config.socketMode, config.socketGroup?.gid ?? null);
@@ -194,16 +186,6 @@ export async function startDaemon(config: ServeConfig, log: Logger): Promise<Dae
       return readiness.isDraining;
     },
   };
-}
-
-function listenHttp(server: Server, target: { port: number; host: string } | { fd: number }): Promise<void> {
-  return new Promise((resolve, reject) => {
-    server.once('error', reject);
-    server.listen(target, () => {
-      server.off('error', reject);
-      resolve();
-    });
-  });
 }
 
 function httpUrl(address: AddressInfo): string {

@@ -5,8 +5,7 @@
  * The outputs are the daemon's own HTTP pieces (app.ts: key rules, CORS, Host checks, rate limits, security headers;
  * hub.ts: ids, retry, Last-Event-ID replay, coalescing, bounded slow clients), given the fleet's snapshot sources.
  */
-import { getRequestListener } from '@hono/node-server';
-import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { performance } from 'node:perf_hooks';
 import { checkExposure, loadStartupKey } from '../auth/exposure.ts';
@@ -17,9 +16,8 @@ import { FLEET_VIEW_HEADER } from '../cli/render.ts';
 import { createApp } from '../http/app.ts';
 import { filterFromQuery } from '../http/filter.ts';
 import { Readiness } from '../http/health.ts';
-import { answerClientError } from '../http/malformed.ts';
+import { createHttpServer, listenHttp } from '../http/server.ts';
 import { currentPage, type RenderedPage } from '../http/page.ts';
-import { withSecurityHeaders } from '../http/security-headers.ts';
 import { streamRoute } from '../http/stream.ts';
 import type { Logger } from '../log.ts';
 import { createMetrics } from '../metrics.ts';
@@ -85,11 +83,7 @@ export async function startFleet(config: FleetConfig, log: Logger): Promise<Flee
       return [FLEET_STATUS_PATH, FLEET_STREAM_PATH];
     },
   });
-  const http = createServer(
-    { headersTimeout: 10_000, requestTimeout: 15_000, connectionsCheckingInterval: 1_000 },
-    withSecurityHeaders(markedAsFleet(getRequestListener(app.fetch))),
-  );
-  http.on('clientError', answerClientError);
+  const http = createHttpServer(app.fetch, markedAsFleet);
   const drops = new DropLog(log, clock);
   // "ingest" in /readyz is, for the fleet, the subscription to the nodes' topics.
   const broker = config.mqttUrl!;
@@ -116,7 +110,7 @@ export async function startFleet(config: FleetConfig, log: Logger): Promise<Flee
     () => readiness.markIngestBound(),
   );
   try {
-    await listen(http, config.port, config.host);
+    await listenHttp(http, { port: config.port, host: config.host });
     await input.start();
   } catch (error) {
     if (http.listening) http.close();
@@ -179,12 +173,3 @@ function markedAsFleet(listener: (req: IncomingMessage, res: ServerResponse) => 
   };
 }
 
-function listen(server: Server, port: number, host: string): Promise<void> {
-  return new Promise((resolve, reject) => {
-    server.once('error', reject);
-    server.listen({ port, host }, () => {
-      server.off('error', reject);
-      resolve();
-    });
-  });
-}
