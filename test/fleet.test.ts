@@ -19,6 +19,7 @@ import { builtinModules } from 'node:module';
 import { join } from 'node:path';
 import { buildDist } from '../scripts/build.ts';
 import { cleanEnv, runCli, tempDir, waitFor } from './helpers/daemon.ts';
+import { rawExchange } from './helpers/http.ts';
 import { RawSse } from './helpers/sse.ts';
 import { getFleet, startFleet, timelessFleet, waitForFleet, type TestFleet } from './helpers/fleet.ts';
 import { scrape, series } from './helpers/metrics.ts';
@@ -268,33 +269,19 @@ describe('fleet HTTP rules', { skip: MOSQUITTO_SKIP }, () => {
     const broker = await startBroker();
     const fleet = await startFleet(broker.url);
     try {
-      const star = await rawRequest(fleet.url, 'GET * HTTP/1.1\r\nHost: localhost\r\n\r\n');
-      assert.match(star, /^HTTP\/1\.1 400 /);
-      assert.match(star, /\{"detail":"[^"]+"\}/);
+      const star = await rawExchange(fleet.url, 'GET * HTTP/1.1\r\nHost: localhost\r\n\r\n');
+      assert.equal(star.status, 400);
+      assert.match(star.body, /\{"detail":"[^"]+"\}/);
       // A name that rebinds to this machine (fetch would not send a Host of our choosing: raw bytes).
-      const rebound = await rawRequest(fleet.url, 'GET /api/v1/fleet/status HTTP/1.1\r\nHost: evil.example\r\nConnection: close\r\n\r\n');
-      assert.match(rebound, /^HTTP\/1\.1 421 /);
-      assert.match(rebound, /\{"detail":"/);
+      const rebound = await rawExchange(fleet.url, 'GET /api/v1/fleet/status HTTP/1.1\r\nHost: evil.example\r\nConnection: close\r\n\r\n');
+      assert.equal(rebound.status, 421);
+      assert.match(rebound.body, /\{"detail":"/);
     } finally {
       await fleet.stop();
       await broker.stop();
     }
   });
 });
-
-/** Writes `head` as raw bytes and reads the whole answer (the server closes after an error answer). */
-async function rawRequest(url: string, head: string): Promise<string> {
-  const { connect } = await import('node:net');
-  const socket = connect({ host: '127.0.0.1', port: Number(new URL(url).port) });
-  let text = '';
-  socket.setEncoding('utf8').on('data', (d: string) => (text += d));
-  socket.write(head);
-  await new Promise<void>((resolve) => {
-    socket.on('close', () => resolve());
-    socket.setTimeout(5000, () => socket.destroy());
-  });
-  return text;
-}
 
 describe('fleet in the compiled build', { skip: MOSQUITTO_SKIP }, () => {
   test('dist/fleet.js sits next to dist/cli.js, imports only Node built-ins, and `node dist/cli.js fleet` serves the fleet', { timeout: 120_000 }, async () => {

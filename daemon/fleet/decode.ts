@@ -1,7 +1,7 @@
 /**
  * One MQTT message (topic and payload) -> a fleet fold input, or the reason it was dropped.
  *
- * Everything the broker delivers is untrusted: any client allowed to publish under the base can send anything. A
+ * Everything the broker delivers is untrusted: every client allowed to publish under the base can send anything. A
  * payload is size-checked before it is decoded, decoded as UTF-8 before it is parsed, and parsed into the schemas of
  * protocol/fleet.ts (compiled ahead of time, as ingest does) before the fold sees it.
  */

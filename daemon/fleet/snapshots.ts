@@ -8,42 +8,32 @@ import type { FleetTransition } from '../../protocol/fleet.ts';
 import type { TransitionFeed } from '../sse/hub.ts';
 import { NO_FILTER, type RenderedSnapshot, type SessionFilter } from '../state/snapshot.ts';
 import type { Transition } from '../state/transitions.ts';
+import { RenderCache } from '../state/snapshots.ts';
 import type { FleetState } from './fold.ts';
 import { fleetMatches, renderAgentView, renderFleet } from './render.ts';
 import type { FleetStore } from './store.ts';
 
-/** As state/snapshots.ts: the unfiltered rendering is reused for this long while the state is the same object. */
-const RENDER_REUSE_MS = 10;
-
 export type FleetView = 'fleet' | 'agent';
 
 export class FleetSnapshots {
-  private last: { state: FleetState; at: number; rendered: RenderedSnapshot; bytes: Buffer<ArrayBuffer> | null } | null = null;
+  private readonly cache: RenderCache<FleetState>;
 
   constructor(
     private readonly store: FleetStore,
     readonly view: FleetView,
     /** Monotonic ms at which the aggregator started: its own `uptime_seconds` counts from here. */
     readonly startedAt: number,
-  ) {}
+  ) {
+    const draw = view === 'fleet' ? renderFleet : renderAgentView;
+    this.cache = new RenderCache(() => store.state, () => store.clock(), (state, now, filter) => draw(state, { now, startedAt }, filter));
+  }
 
   render(filter: SessionFilter = NO_FILTER): RenderedSnapshot {
-    const state = this.store.state;
-    const now = this.store.clock();
-    const time = { now, startedAt: this.startedAt };
-    const draw = this.view === 'fleet' ? renderFleet : renderAgentView;
-    if (filter !== NO_FILTER) return draw(state, time, filter);
-    const last = this.last;
-    if (last && last.state === state && now - last.at < RENDER_REUSE_MS) return last.rendered;
-    const rendered = draw(state, time, NO_FILTER);
-    this.last = { state, at: now, rendered, bytes: null };
-    return rendered;
+    return this.cache.render(filter);
   }
 
   body(filter: SessionFilter = NO_FILTER): Buffer<ArrayBuffer> {
-    const rendered = this.render(filter);
-    if (filter !== NO_FILTER || this.last?.rendered !== rendered) return Buffer.from(rendered.json);
-    return (this.last.bytes ??= Buffer.from(rendered.json));
+    return this.cache.body(filter);
   }
 
   transitionMatches(filter: SessionFilter, t: Transition): boolean {

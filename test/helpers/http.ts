@@ -2,6 +2,7 @@
  * Raw HTTP for exact status, headers (each as sent, duplicates visible) and body, from a chosen local address.
  */
 import http from 'node:http';
+import net from 'node:net';
 
 export interface RawResponse {
   readonly status: number;
@@ -43,3 +44,22 @@ export function headerCount(res: RawResponse, name: string): number {
 
 export const FORBIDDEN_BODY = '{"detail":"Invalid or missing status API key"}';
 export const TOO_MANY_BODY = '{"detail":"Too many requests"}';
+
+/** Sends `head` (request line and headers) as raw bytes and reads the whole answer until the daemon closes. */
+export async function rawExchange(url: string, head: string): Promise<{ status: number; headers: string; body: string }> {
+  const { port } = new URL(url);
+  const socket = net.connect({ host: '127.0.0.1', port: Number(port) });
+  let text = '';
+  socket.setEncoding('utf8').on('data', (d: string) => (text += d));
+  socket.write(head);
+  // The daemon closes after an error answer (Connection: close); bound the wait anyway.
+  await new Promise<void>((resolve) => {
+    socket.on('close', () => resolve());
+    socket.setTimeout(5000, () => socket.destroy());
+  });
+  const split = text.indexOf('\r\n\r\n');
+  const headers = text.slice(0, split);
+  let body = text.slice(split + 4);
+  if (/transfer-encoding: chunked/i.test(headers)) body = body.replace(/^[0-9a-f]+\r\n/i, '').replace(/\r\n0\r\n\r\n$/, '');
+  return { status: Number(/^HTTP\/1\.[01] (\d{3})/.exec(text)?.[1] ?? 0), headers, body };
+}

@@ -3,31 +3,11 @@
  * (item 10). Both are answered in the API's JSON error shape, `{"detail": ...}`.
  */
 import assert from 'node:assert/strict';
-import net from 'node:net';
 import { hostname } from 'node:os';
 import { after, before, describe, test } from 'node:test';
 import { runCli, startDaemon, type TestDaemon } from '../helpers/daemon.ts';
-import { request } from '../helpers/http.ts';
+import { rawExchange as raw, request } from '../helpers/http.ts';
 import { scrape } from '../helpers/metrics.ts';
-
-/** Sends `head` (request line and headers) as raw bytes and reads the whole answer until the daemon closes. */
-async function raw(url: string, head: string): Promise<{ status: number; headers: string; body: string }> {
-  const { port } = new URL(url);
-  const socket = net.connect({ host: '127.0.0.1', port: Number(port) });
-  let text = '';
-  socket.setEncoding('utf8').on('data', (d: string) => (text += d));
-  socket.write(head);
-  // The daemon closes after an error answer (Connection: close); bound the wait anyway.
-  await new Promise<void>((resolve) => {
-    socket.on('close', () => resolve());
-    socket.setTimeout(5000, () => socket.destroy());
-  });
-  const split = text.indexOf('\r\n\r\n');
-  const headers = text.slice(0, split);
-  let body = text.slice(split + 4);
-  if (/transfer-encoding: chunked/i.test(headers)) body = body.replace(/^[0-9a-f]+\r\n/i, '').replace(/\r\n0\r\n\r\n$/, '');
-  return { status: Number(/^HTTP\/1\.[01] (\d{3})/.exec(text)?.[1] ?? 0), headers, body };
-}
 
 function detail(body: string): string {
   const value = JSON.parse(body) as { detail?: unknown };
