@@ -181,6 +181,20 @@ describe('logs', () => {
     await d.stop();
     assert.equal(d.logs().filter((l) => l.msg === 'agent connected').length, 1);
   });
+
+  test('agents connecting and leaving in a loop are logged 20 a window, not one line each', async () => {
+    const d = await startDaemon();
+    for (let i = 0; i < 30; i++) {
+      const p = await Producer.connect(d.socket);
+      p.send({ type: 'hello', agent: `loop-${i}` });
+      await applied(p);
+      await p.end();
+    }
+    await waitFor(() => d.logs().filter((l) => l.msg.startsWith('agent disconnected')).length >= 20, { what: 'the disconnects' });
+    await d.stop();
+    assert.equal(d.logs().filter((l) => l.msg === 'agent connected').length, 20);
+    assert.equal(d.logs().filter((l) => l.msg.startsWith('agent disconnected')).length, 20);
+  });
 });
 
 describe('shutdown', () => {

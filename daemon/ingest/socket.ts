@@ -32,6 +32,11 @@ export interface IngestOptions {
 const REPLY_BUFFER_LIMIT = 16 * 1024;
 /** A connection we closed (or refused) is destroyed after this long if its peer does not read our last line. */
 const CLOSE_GRACE_MS = 1000;
+/**
+ * Agents connecting and leaving are logged one by one up to this many a window (warnings.ts), then summed up: a few
+ * dozen agents starting together are all named, a reconnect loop costs a line per window.
+ */
+const AGENT_LOG_BURST = 20;
 /** Refused session starts are logged at most this often (with how many were refused since the last line). */
 const REFUSAL_LOG_INTERVAL_MS = 60_000;
 
@@ -62,6 +67,7 @@ export class IngestServer {
   private readonly connections = new Set<Connection>();
   private nextProducerId = 1;
   private readonly warnings: WarningLimiter;
+  private readonly agentLog: WarningLimiter;
   private readonly sweeper: NodeJS.Timeout;
   /** The socket file this process created, and its identity: only that file is removed on exit. */
   private owned: { path: string; dev: number; ino: number } | null = null;
@@ -76,6 +82,7 @@ export class IngestServer {
   ) {
     this.server = net.createServer((socket) => this.accept(socket));
     this.warnings = new WarningLimiter(log, () => performance.now());
+    this.agentLog = new WarningLimiter(log, () => performance.now(), undefined, AGENT_LOG_BURST);
     // One timer for every connection: a look at each one per tick costs less than a timer per connection.
     const tickMs = Math.min(1000, Math.max(50, (Math.min(options.lineTimeout, options.producerIdleTimeout) * 1000) / 4));
     this.sweeper = setInterval(() => this.sweep(), tickMs);
@@ -228,6 +235,7 @@ export class IngestServer {
       }
     }
     this.warnings.flush();
+    this.agentLog.flush();
   }
 
   /** Closes a producer connection for a reason of ours, with a last line saying why; its slot is free at once. */
@@ -254,7 +262,7 @@ export class IngestServer {
     // Logged once per connection: a producer repeating hello must not be able to flood the log.
     if (event.type === 'hello' && !conn.producer.agent) {
       conn.producer = { id: conn.producer.id, agent: true };
-      this.log.info({ producer: conn.producer.id }, 'agent connected');
+      this.agentLog.info('agent_connected', { producer: conn.producer.id }, 'agent connected');
     }
     conn.batch.push({ kind: 'event', event, producer: conn.producer });
     conn.batchLines.push(lineNo);
@@ -341,7 +349,7 @@ export class IngestServer {
     this.stats.producersConnected = this.connections.size;
     if (conn.rejected > 1) this.warnings.warn('closed_after_rejects', { producer: conn.producer.id, rejected: conn.rejected }, 'producer closed after rejected lines');
     if (conn.producer.agent) {
-      this.log.info({ producer: conn.producer.id }, 'agent disconnected; its unfinished sessions are now in error');
+      this.agentLog.info('agent_disconnected', { producer: conn.producer.id }, 'agent disconnected; its unfinished sessions are now in error');
       this.store.apply({ kind: 'producer_closed', producer: conn.producer.id });
     }
   }

@@ -42,3 +42,22 @@ test('flush() logs the count of a window that ended without another warning, onc
   limiter.warn('a', {}, 'bad line');
   assert.equal(lines.length, 3, 'a new window logs at once');
 });
+
+test('a burst: the first N lines of a window are written, at the level asked for; the rest are summed up at that level', () => {
+  let now = 0;
+  const lines: { level: string; fields: Record<string, unknown>; msg: string }[] = [];
+  const log = {
+    warn: (fields: Record<string, unknown>, msg: string) => lines.push({ level: 'warn', fields, msg }),
+    info: (fields: Record<string, unknown>, msg: string) => lines.push({ level: 'info', fields, msg }),
+  } as unknown as Logger;
+  const limiter = new WarningLimiter(log, () => now, 10_000, 3);
+  for (let i = 0; i < 10; i++) limiter.info('agent_connected', { producer: i }, 'agent connected');
+  assert.deepEqual(lines.map((l) => [l.level, l.fields.producer]), [['info', 0], ['info', 1], ['info', 2]]);
+  now = 10_000;
+  limiter.flush();
+  assert.equal(lines.length, 4);
+  assert.deepEqual([lines[3]!.level, lines[3]!.fields.suppressed], ['info', 7]);
+  assert.match(lines[3]!.msg, /^7 more like this not logged in the last 10 s: agent connected$/);
+  limiter.info('agent_connected', { producer: 10 }, 'agent connected');
+  assert.equal(lines.length, 4, 'the summary spent the burst of its window');
+});
