@@ -1,8 +1,8 @@
 /**
  * The fleet's input: one MQTT subscription to every node's topics under the base, each message decoded (decode.ts)
- * and folded as it arrives. Folding one message costs a few µs (node-map.ts); the SSE hubs already coalesce a turn's
- * changes into one tick, so batching here as well would only add a turn of the event loop (an Immediate, its
- * callback from C++) to every message at the usual rates, about a tenth of what a node update cost.
+ * and folded as it arrives. Folding one message costs a few µs (node-map.ts), and the SSE hubs already coalesce a
+ * turn's changes into one tick: batching here as well only added an Immediate (and its call from C++) per message at
+ * the usual rates, where messages arrive one or two per turn.
  *
  * The broker holds the truth: on every (re)connection it sends the retained availability, status and sessions of
  * every node again, so nothing here is persisted and a restarted aggregator needs no help from the nodes. MQTT.js
