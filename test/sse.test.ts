@@ -2,6 +2,7 @@
  * The live stream (issue 3) against the real daemon: eventsource 4 as the client for behaviour, raw HTTP for framing.
  */
 import assert from 'node:assert/strict';
+import net from 'node:net';
 import { after, before, describe, test } from 'node:test';
 import { EventSource } from 'eventsource';
 import { AgentStatusResponse } from '../protocol/snapshot.ts';
@@ -400,6 +401,88 @@ describe('SSE coalescing and slow clients', () => {
       fast.es.close();
     } finally {
       await d.stop();
+    }
+  });
+});
+
+/** A raw connection that sends `head` and keeps every byte that comes back, as text. */
+async function rawStream(url: string, head: string): Promise<{ text: () => string; close: () => void }> {
+  const { hostname, port } = new URL(url);
+  const socket = net.connect(Number(port), hostname);
+  await new Promise((resolve, reject) => socket.once('connect', resolve).once('error', reject));
+  let text = '';
+  socket.setEncoding('latin1');
+  socket.on('data', (chunk: string) => (text += chunk));
+  socket.write(head);
+  return { text: () => text, close: () => socket.destroy() };
+}
+
+/** A chunked body decoded strictly: every chunk is `<hex size>\r\n<size bytes>\r\n`; returns the data and what is left. */
+function dechunk(body: string): { data: string; rest: string } {
+  let data = '';
+  let at = 0;
+  for (;;) {
+    const eol = body.indexOf('\r\n', at);
+    if (eol < 0) return { data, rest: body.slice(at) };
+    const size = body.slice(at, eol);
+    assert.match(size, /^[0-9a-f]+$/, `a chunk size line, at ${at}: ${JSON.stringify(body.slice(at, at + 40))}`);
+    const n = parseInt(size, 16);
+    if (body.length < eol + 2 + n + 2) return { data, rest: body.slice(at) };
+    assert.equal(body.slice(eol + 2 + n, eol + 4 + n), '\r\n', 'each chunk ends with CRLF');
+    data += body.slice(eol + 2, eol + 2 + n);
+    at = eol + 4 + n;
+  }
+}
+
+describe('SSE framing on the wire', () => {
+  let d: TestDaemon;
+  before(async () => {
+    d = await startDaemon({ args: ['--sse-heartbeat', '0.2', '--sse-min-interval', '0'] });
+  });
+  after(() => d.stop());
+
+  test('HTTP/1.1: every event, transitions and keepalives included, is one well-formed chunk', async () => {
+    const { host } = new URL(d.url);
+    const raw = await rawStream(d.url, `GET ${STREAM}?transitions=1 HTTP/1.1\r\nHost: ${host}\r\n\r\n`);
+    try {
+      await waitFor(() => raw.text().includes('\r\n\r\n'), { what: 'the headers' });
+      for (let i = 0; i < 3; i++) {
+        await sendOnce(d.socket, { type: 'agent_start', session_key: `wire:${i}`, title: `Wire ${i}` }, { type: 'tool_start', session_key: `wire:${i}`, name: 'bash' });
+        await waitFor(() => dechunk(raw.text().slice(raw.text().indexOf('\r\n\r\n') + 4)).data.includes(`"session_key":"wire:${i}","from"`), { what: `the transitions of wire:${i}` });
+      }
+      // A keepalive comment after the events (--sse-heartbeat 0.2).
+      const body = () => dechunk(raw.text().slice(raw.text().indexOf('\r\n\r\n') + 4));
+      const before = body().data.length;
+      await waitFor(() => body().data.slice(before).includes(':'), { what: 'a keepalive' });
+      const head = raw.text().slice(0, raw.text().indexOf('\r\n\r\n'));
+      assert.match(head, /^HTTP\/1\.1 200 /);
+      assert.match(head, /\r\ntransfer-encoding: chunked/i);
+      const { data } = body();
+      assert.ok(data.startsWith('retry: 2000\n'), 'the first event carries retry:');
+      const events = data.split('\n\n').filter((block) => block.includes('event: '));
+      assert.ok(events.filter((b) => b.includes('event: transition')).length >= 6, 'every transition arrived');
+      for (const block of events) assert.match(block, /(^|\n)id: \S+\nevent: (status|transition)\ndata: \{/, block.slice(0, 80));
+    } finally {
+      raw.close();
+    }
+  });
+
+  test('HTTP/1.0 (no chunked encoding): the events arrive as a plain body', async () => {
+    const { host } = new URL(d.url);
+    const raw = await rawStream(d.url, `GET ${STREAM} HTTP/1.0\r\nHost: ${host}\r\n\r\n`);
+    try {
+      await sendOnce(d.socket, { type: 'agent_start', session_key: 'plain:1', title: 'Plain' });
+      await waitFor(() => raw.text().includes('"session_key":"plain:1"'), { what: 'a status with plain:1' });
+      await sendOnce(d.socket, { type: 'agent_start', session_key: 'plain:2', title: 'Plain 2' });
+      await waitFor(() => raw.text().includes('"session_key":"plain:2"'), { what: 'a status with plain:2' });
+      const text = raw.text();
+      const head = text.slice(0, text.indexOf('\r\n\r\n'));
+      assert.doesNotMatch(head, /transfer-encoding/i);
+      const body = text.slice(text.indexOf('\r\n\r\n') + 4);
+      assert.ok(body.startsWith('retry: 2000\n'), body.slice(0, 40));
+      for (const block of body.split('\n\n').filter(Boolean)) assert.match(block, /^(retry: 2000\n)?id: \S+\nevent: status\ndata: \{|^:/, block.slice(0, 80));
+    } finally {
+      raw.close();
     }
   });
 });

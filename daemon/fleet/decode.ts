@@ -27,6 +27,7 @@ export type DropReason = (typeof DROP_REASONS)[number];
 
 export type Decoded = { readonly ok: true; readonly input: FleetInput } | { readonly ok: false; readonly reason: DropReason; readonly node: string | null };
 
+const SLASH = 0x2f;
 const STATUS = z.compile(NodeStatus);
 const SESSION = z.compile(NodeSession);
 const TRANSITION = z.compile(NodeTransition);
@@ -46,7 +47,7 @@ export function fleetSubscriptions(base: string): string[] {
 
 export function decodeMessage(base: string, topic: string, payload: Buffer): Decoded {
   // `<base>/<node>/<kind>[/<session>]`; the base itself may hold `/`.
-  if (!topic.startsWith(`${base}/`)) return drop('foreign_topic', null);
+  if (!topic.startsWith(base) || topic.charCodeAt(base.length) !== SLASH) return drop('foreign_topic', null);
   const levels = topic.slice(base.length + 1).split('/');
   const node = levels[0]!;
   const kind = levels[1];

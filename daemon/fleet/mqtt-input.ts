@@ -1,7 +1,8 @@
 /**
  * The fleet's input: one MQTT subscription to every node's topics under the base, each message decoded (decode.ts)
- * and folded in batches, one per event-loop turn (a late start reads thousands of retained messages at once; one
- * fold and one change for all of them, not one per message).
+ * and folded as it arrives. Folding one message costs a few µs (node-map.ts), and the SSE hubs already coalesce a
+ * turn's changes into one tick: batching here as well only added an Immediate (and its call from C++) per message at
+ * the usual rates, where messages arrive one or two per turn.
  *
  * The broker holds the truth: on every (re)connection it sends the retained availability, status and sessions of
  * every node again, so nothing here is persisted and a restarted aggregator needs no help from the nodes. MQTT.js
@@ -11,7 +12,6 @@ import { randomBytes } from 'node:crypto';
 import type { MqttClient } from 'mqtt';
 import type { Logger } from '../log.ts';
 import { SUBSCRIPTION_QOS, decodeMessage, fleetSubscriptions } from './decode.ts';
-import type { FleetInput } from './fold.ts';
 import type { DropLog, FleetStats } from './stats.ts';
 import type { FleetStore } from './store.ts';
 
@@ -26,8 +26,6 @@ export interface FleetInputOptions {
 
 export class FleetMqttInput {
   private client: MqttClient | null = null;
-  private pending: FleetInput[] = [];
-  private immediate: NodeJS.Immediate | null = null;
   private connections = 0;
   private closed = false;
   private warnedDown = false;
@@ -91,15 +89,7 @@ export class FleetMqttInput {
       return;
     }
     this.stats.messagesAccepted++;
-    this.pending.push(decoded.input);
-    this.immediate ??= setImmediate(() => this.flush());
-  }
-
-  private flush(): void {
-    this.immediate = null;
-    const inputs = this.pending;
-    this.pending = [];
-    const result = this.store.applyAll(inputs);
+    const result = this.store.apply(decoded.input);
     if (result.refused > 0) {
       this.stats.dropped.too_many_nodes += result.refused;
       this.drops.drop('too_many_nodes', `${this.options.base}/+`);
@@ -108,7 +98,6 @@ export class FleetMqttInput {
 
   async close(): Promise<void> {
     this.closed = true;
-    if (this.immediate) clearImmediate(this.immediate);
     const client = this.client;
     if (!client) return;
     await new Promise<void>((resolve) => client.end(true, {}, () => resolve()));

@@ -8,9 +8,10 @@
  * - the agent view (GET /api/v1/agent/status on the fleet): PocketPaw's shape over every node, session keys
  *   prefixed `<node_id>/`, so every client of a single daemon reads a fleet unchanged.
  */
-import type { GlobalState } from '../../protocol/snapshot.ts';
+import { SESSION_STATES, type GlobalState, type SessionState } from '../../protocol/snapshot.ts';
 import { NODE_OFFLINE } from '../../protocol/fleet.ts';
 import { RenderedSnapshot, type SessionFilter } from '../state/snapshot.ts';
+import { summaryOfBody, type RenderedSummary } from '../state/summary.ts';
 import { lostSessions, type FleetNodeState, type FleetSession, type FleetState } from './fold.ts';
 
 /** The monotonic time the fleet renders at, and the one its own uptime counts from. */
@@ -218,4 +219,21 @@ export function renderAgentView(state: FleetState, time: RenderTime, filter: Ses
     `{"global":${head}${Math.max(0, Math.floor((time.now - time.startedAt) / 1000))}},"sessions":[${json}]}`,
     `{"global":${head}},"sessions":[${fingerprint}]}`,
   );
+}
+
+/**
+ * The summary of the agent view (GET /api/v1/agent/status/summary on the fleet), in serve's shape: `state`,
+ * `active_sessions` and `max_concurrent` as the agent view's `global` says them, and `sessions` counting every session
+ * the agent view lists by the state it shows (an offline node's sessions as `error`). A poller of one daemon's
+ * summary reads a fleet's unchanged.
+ */
+export function renderFleetSummary(state: FleetState): RenderedSummary {
+  const nodes = sortedNodes(state);
+  const g = fleetGlobal(nodes);
+  const counts = Object.fromEntries(SESSION_STATES.map((s) => [s, 0])) as Record<SessionState, number>;
+  for (const node of nodes) {
+    const offline = node.availability === 'offline' && node.offlineSince !== null;
+    for (const entry of node.sessions.values()) counts[offline ? 'error' : entry.session.state]++;
+  }
+  return summaryOfBody(JSON.stringify({ state: g.state, active_sessions: g.active, max_concurrent: g.maxConcurrent, sessions: counts }));
 }

@@ -26,6 +26,8 @@ import { SseStats } from '../sse/stats.ts';
 import { IngestStats } from '../ingest/stats.ts';
 import type { SessionState } from '../../protocol/snapshot.ts';
 import { initialFleetState, type FleetState } from './fold.ts';
+import { renderFleetSummary } from './render.ts';
+import type { RenderedSummary } from '../state/summary.ts';
 import { FleetMqttInput } from './mqtt-input.ts';
 import { FleetSnapshots } from './snapshots.ts';
 import { DropLog, FleetStats, registerFleetMetrics } from './stats.ts';
@@ -67,6 +69,7 @@ export async function startFleet(config: FleetConfig, log: Logger): Promise<Flee
   const metrics = createMetrics({ ingest: new IngestStats(), sse: sseStats, state: () => ({ sessions: sessionStates(store.state) }), more: registerFleetMetrics(stats, () => store.state) });
   const app = createApp({
     snapshots: agentView,
+    summary: fleetSummary(store),
     hub: agentHub,
     sseStats,
     maxSseClients: config.maxSseClients,
@@ -140,6 +143,15 @@ export async function startFleet(config: FleetConfig, log: Logger): Promise<Flee
         http.closeAllConnections();
         await Promise.all([input.close(), httpClosed]);
       })()),
+  };
+}
+
+/** The agent view's summary, rendered once per fleet state (the state is replaced on every change, so identity is enough). */
+function fleetSummary(store: FleetStore): () => RenderedSummary {
+  let last: { state: FleetState; rendered: RenderedSummary } | null = null;
+  return () => {
+    if (last?.state !== store.state) last = { state: store.state, rendered: renderFleetSummary(store.state) };
+    return last.rendered;
   };
 }
 

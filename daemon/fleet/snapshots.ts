@@ -15,6 +15,9 @@ import type { FleetStore } from './store.ts';
 
 export type FleetView = 'fleet' | 'agent';
 
+/** Most messages change a node's state without a transition (its status, its session topic): nothing to map. */
+const NO_TRANSITIONS = { transitions: [] as const };
+
 export class FleetSnapshots {
   private readonly cache: RenderCache<FleetState>;
 
@@ -47,7 +50,9 @@ export class FleetSnapshots {
   feed(): TransitionFeed {
     return {
       subscribe: (listener) =>
-        this.store.subscribe((change) => listener({ transitions: change.transitions.map((t) => this.transition(t, change.now)) })),
+        this.store.subscribe((change) =>
+          listener(change.transitions.length === 0 ? NO_TRANSITIONS : { transitions: change.transitions.map((t) => this.transition(t, change.now)) }),
+        ),
     };
   }
 

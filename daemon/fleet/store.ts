@@ -34,7 +34,12 @@ export class FleetStore {
     return () => this.listeners.delete(listener);
   }
 
-  /** Folds a batch (every message of one event-loop turn) and publishes one change for all of it. */
+  /** Folds one message (mqtt-input.ts) and publishes the change, if any. */
+  apply(input: FleetInput): FleetFoldResult {
+    return this.applyAll([input]);
+  }
+
+  /** Folds a batch and publishes one change for all of it. */
   applyAll(inputs: readonly FleetInput[]): FleetFoldResult {
     const prev = this.current;
     const now = this.clock();

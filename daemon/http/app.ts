@@ -18,7 +18,7 @@ import { filterFromQuery } from './filter.ts';
 import { LIVEZ_PATH, READYZ_PATH, registerHealthRoutes, type Readiness } from './health.ts';
 import { PAGE_PATH, registerPageRoute, type RenderedPage } from './page.ts';
 import { FailureLimiter } from './rate-limit.ts';
-import { etagMatches, summaryCache } from '../state/summary.ts';
+import { etagMatches, summaryCache, type RenderedSummary } from '../state/summary.ts';
 import { streamRoute, type NodeEnv } from './stream.ts';
 
 export const STATUS_PATH = '/api/v1/agent/status';
@@ -27,8 +27,10 @@ export const SUMMARY_PATH = '/api/v1/agent/status/summary';
 
 export interface AppDeps {
   readonly snapshots: Pick<Snapshots, 'body'>;
-  /** The state the summary is made of; without it (the fleet) there is no summary route. */
+  /** The state the summary is made of (serve). */
   readonly summaryOf?: () => StatusState;
+  /** The summary already rendered (the fleet, over its agent view); with neither, there is no summary route. */
+  readonly summary?: () => RenderedSummary;
   readonly hub: SseHub;
   readonly sseStats: SseStats;
   readonly maxSseClients: number;
@@ -76,10 +78,11 @@ export function createApp(deps: AppDeps): Hono<NodeEnv> {
   app.get(STREAM_PATH, streamRoute(deps.hub, deps.sseStats, deps.maxSseClients));
   // For pollers: small, no timers, an ETag; behind the key like the snapshot (auth.ts denies by default).
   const summaryOf = deps.summaryOf;
-  if (summaryOf) {
-    const summary = summaryCache();
+  const cache = summaryCache();
+  const summary = deps.summary ?? (summaryOf ? () => cache(summaryOf()) : null);
+  if (summary) {
     app.get(SUMMARY_PATH, (c) => {
-      const { json, etag } = summary(summaryOf());
+      const { json, etag } = summary();
       if (etagMatches(c.req.header('if-none-match'), etag)) return c.body(null, 304, { ETag: etag });
       return c.body(json, 200, { 'Content-Type': 'application/json', ETag: etag });
     });
@@ -88,7 +91,7 @@ export function createApp(deps: AppDeps): Hono<NodeEnv> {
   const more = deps.moreRoutes?.(app) ?? [];
 
   // --- fallbacks ---
-  const paths = [PAGE_PATH, STATUS_PATH, STREAM_PATH, ...(summaryOf ? [SUMMARY_PATH] : []), LIVEZ_PATH, READYZ_PATH, METRICS_PATH, ...more];
+  const paths = [PAGE_PATH, STATUS_PATH, STREAM_PATH, ...(summary ? [SUMMARY_PATH] : []), LIVEZ_PATH, READYZ_PATH, METRICS_PATH, ...more];
   for (const path of paths) {
     app.all(path, (c) => jsonError(c, 405, 'Method Not Allowed', { Allow: 'GET, HEAD' }));
   }

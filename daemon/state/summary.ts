@@ -23,6 +23,11 @@ export function renderSummary(state: StatusState): RenderedSummary {
     max_concurrent: state.maxConcurrent,
     sessions: counts,
   });
+  return summaryOfBody(json);
+}
+
+/** A summary body with its ETag (the fleet's summary, daemon/fleet/render.ts, is tagged the same way). */
+export function summaryOfBody(json: string): RenderedSummary {
   return { json, etag: `"${createHash('sha256').update(json).digest('base64url').slice(0, 22)}"` };
 }
 

@@ -13,6 +13,7 @@
  *
  * Run: node --import tsx scripts/bench/sse.ts [--json] [--quick] [--clients 100,1000,5000] [--events 40] [--repetitions 3]
  * (--events is a minimum: each count gets enough events for 20,000 deliveries, see MIN_DELIVERIES)
+ *   SSE_BENCH_NODE_ARGS="--cpu-prof --cpu-prof-dir=/tmp/prof" passes Node options to the daemon (to profile it).
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
@@ -91,7 +92,7 @@ async function startTarget(name: Target['name']): Promise<Target> {
   const socket = join(dir, 'ingest.sock');
   const args =
     name === 'daemon'
-      ? ['--import', 'tsx', join(ROOT, 'daemon/cli.ts'), 'serve', '--port', '0', '--socket', socket, '--state-dir', 'none', '--sse-min-interval', '0', '--max-sse-clients', '20000']
+      ? [...(process.env.SSE_BENCH_NODE_ARGS ?? '').split(' ').filter(Boolean), '--import', 'tsx', join(ROOT, 'daemon/cli.ts'), 'serve', '--port', '0', '--socket', socket, '--state-dir', 'none', '--sse-min-interval', '0', '--max-sse-clients', '20000']
       : ['-e', BARE_SERVER, socket, snapshotTemplate()];
   const env = Object.fromEntries(Object.entries(process.env).filter(([k]) => !k.startsWith('POCKETPAW_STATUS_')));
   const proc = spawn(process.execPath, args, { cwd: ROOT, env, stdio: ['ignore', 'ignore', 'pipe'] });
