@@ -22,9 +22,10 @@ before(async () => {
 
 after(() => rmSync(dir, { recursive: true, force: true }));
 
-test('the build is ESM files that import nothing but Node built-ins and each other', () => {
+test('the build is CommonJS files that import nothing but Node built-ins and each other', () => {
   assert.equal(bundle, join(dir, 'dist', 'cli.js'));
-  assert.deepEqual(JSON.parse(readFileSync(join(dir, 'dist', 'package.json'), 'utf8')), { type: 'module', private: true });
+  // CommonJS: Node starts it without setting up its ES module loader (scripts/build.ts, COMMONJS).
+  assert.deepEqual(JSON.parse(readFileSync(join(dir, 'dist', 'package.json'), 'utf8')), { type: 'commonjs', private: true });
   for (const file of ['cli.js', ...Object.values(SEPARATE).map((s) => s.file)]) {
     const source = readFileSync(join(dir, 'dist', file), 'utf8');
     const imports = [...source.matchAll(/^import .* from ["']([^"']+)["'];?$/gm), ...source.matchAll(/\b(?:__)?require\(["']([^"']+)["']\)/g)].map((m) => m[1]!);
