@@ -17,33 +17,39 @@ Commands:
 Run a command with --help for its options.
 `;
 
-const [command, ...rest] = process.argv.slice(2);
-switch (command) {
-  case 'serve': {
-    // Only `serve` loads the HTTP server, the schemas and the logger: the hook must not pay for them.
-    const [{ runService }, { parseServeConfig, serveHelp }, { startDaemon }] = await Promise.all([import('./service.ts'), import('./config.ts'), import('./serve.ts')]);
-    await runService({ name: 'serve', parse: parseServeConfig, help: serveHelp, start: startDaemon }, rest);
-    break;
+// No top-level await: the build is CommonJS (scripts/build.ts). A command that fails rejects, and an unhandled
+// rejection ends the process with its error and exit code 1, as a top-level await would.
+async function main(): Promise<void> {
+  const [command, ...rest] = process.argv.slice(2);
+  switch (command) {
+    case 'serve': {
+      // Only `serve` loads the HTTP server, the schemas and the logger: the hook must not pay for them.
+      const [{ runService }, { parseServeConfig, serveHelp }, { startDaemon }] = await Promise.all([import('./service.ts'), import('./config.ts'), import('./serve.ts')]);
+      await runService({ name: 'serve', parse: parseServeConfig, help: serveHelp, start: startDaemon }, rest);
+      break;
+    }
+    case 'fleet':
+      await (await import('./fleet/command.ts')).fleetCommand(rest);
+      break;
+    case 'status':
+      await (await import('./cli/status.ts')).statusCommand(rest);
+      break;
+    case 'emit':
+      await (await import('./cli/emit.ts')).emitCommand(rest);
+      break;
+    case 'hook':
+      await (await import('./cli/hook-claude-code.ts')).hookCommand(rest);
+      break;
+    case undefined:
+    case '--help':
+    case '-h':
+    case 'help':
+      process.stdout.write(USAGE);
+      break;
+    default:
+      process.stderr.write(`pocketpaw-status: unknown command ${JSON.stringify(command)}\n\n${USAGE}`);
+      process.exit(2);
   }
-  case 'fleet':
-    await (await import('./fleet/command.ts')).fleetCommand(rest);
-    break;
-  case 'status':
-    await (await import('./cli/status.ts')).statusCommand(rest);
-    break;
-  case 'emit':
-    await (await import('./cli/emit.ts')).emitCommand(rest);
-    break;
-  case 'hook':
-    await (await import('./cli/hook-claude-code.ts')).hookCommand(rest);
-    break;
-  case undefined:
-  case '--help':
-  case '-h':
-  case 'help':
-    process.stdout.write(USAGE);
-    break;
-  default:
-    process.stderr.write(`pocketpaw-status: unknown command ${JSON.stringify(command)}\n\n${USAGE}`);
-    process.exit(2);
 }
+
+void main();

@@ -5,8 +5,8 @@
  * Usage: node --import tsx scripts/build.ts [--outdir DIR]
  *
  * Notes on bundling the dependencies:
- * - The output is ESM (the CLI uses top-level await). CommonJS dependencies (pino, prom-client) call `require()`
- *   for Node built-ins, which an ESM bundle lacks: the banner gives it one through createRequire.
+ * - The output is CommonJS, which Node starts sooner than an ES module (see COMMONJS below); dist/package.json says
+ *   so, and dist/protocol/ (the library's ES modules) has its own package.json. No source may use top-level await.
  * - pino is used with `pino.destination` (sonic-boom, synchronous, fd 2) and never with transports, so none of its
  *   worker-thread files is needed at run time.
  * - `ndjson` is not part of the daemon (lines are framed by daemon/ingest/lines.ts), so it is not in the bundle.
@@ -22,9 +22,16 @@
  *   cannot carry), the SOCKS proxy support and the browser's worker timers; each becomes a stub that throws if called.
  * - The fleet aggregator (`fleet`, daemon/fleet/command.ts) reads MQTT too: for the same reason it is a third file,
  *   `dist/fleet.js`, with the same MQTT.js stubs and the page embedded, imported by cli.js only for `fleet`.
+ * - Likewise prom-client (loaded on the first /metrics scrape) and the other commands (`status`, `emit`, `hook`) are
+ *   files of their own (SEPARATE below): cli.js holds the dispatch and what `serve` runs, and nothing else.
+ * - Not minified: whitespace and syntax minification (names kept) takes 0.5-1.5% off the instructions to the first
+ *   answer and 0.7 MiB off the idle RSS, and puts every frame of a logged stack trace on line 1 of cli.js. Reading
+ *   such traces back would take the source map shipped and `node --enable-source-maps`, which parses the map at
+ *   start: 6 MiB more RSS, eight times what the minification saves.
  */
 import { build, type Plugin } from 'esbuild';
 import { mkdirSync, statSync, writeFileSync } from 'node:fs';
+import { createRequire } from 'node:module';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
@@ -50,6 +57,21 @@ const zodEnglishOnly: Plugin = {
     b.onLoad({ filter: /.*/, namespace: 'zod-locales' }, (args) => ({
       contents: `export { default as en } from ${JSON.stringify(join(dirname(args.path), 'en.js'))};\n`,
       resolveDir: dirname(args.path),
+      loader: 'js',
+    }));
+  },
+};
+
+/**
+ * pino's transports (worker threads, through thread-stream) are never used: the daemon logs through pino.destination
+ * (see above). pino requires them when it loads, so without this every start would parse and run thread-stream.
+ */
+const pinoNoTransport: Plugin = {
+  name: 'pino-no-transport',
+  setup(b) {
+    b.onResolve({ filter: /^\.\/(lib\/)?transport$/ }, (args) => (/[\\/]node_modules[\\/]pino([\\/]lib)?$/.test(args.resolveDir) ? { path: args.path, namespace: 'pino-no-transport' } : undefined));
+    b.onLoad({ filter: /.*/, namespace: 'pino-no-transport' }, () => ({
+      contents: 'module.exports = () => { throw new Error("pino transports are not part of pocketpaw-status (it logs to stderr through pino.destination)"); };\n',
       loader: 'js',
     }));
   },
@@ -92,30 +114,95 @@ const fleetSeparate: Plugin = {
 /** The MQTT output's file, next to cli.js. */
 export const MQTT_FILE = 'mqtt.js';
 
+/**
+ * What cli.js imports dynamically and `serve` does not need when it starts: each is a file of its own next to cli.js
+ * (bundled with what it needs), keyed by the specifier cli.js's sources import it by. Inside cli.js they would not
+ * run until used, but V8 would still hold their source and pre-parse it at every start: together about 240 KB of
+ * source: 0.7 MiB of idle RSS and 2.7% of the instructions to the first answer (see the measurements in the commit).
+ * prom-client is loaded on the first /metrics scrape (daemon/metrics.ts); the others are the CLI's other commands.
+ */
+export const SEPARATE: Readonly<Record<string, { readonly file: string; readonly entry: string }>> = {
+  'prom-client': { file: 'prom-client.js', entry: 'prom-client' },
+  './cli/status.ts': { file: 'cli-status.js', entry: 'daemon/cli/status.ts' },
+  './cli/emit.ts': { file: 'cli-emit.js', entry: 'daemon/cli/emit.ts' },
+  './cli/hook-claude-code.ts': { file: 'cli-hook.js', entry: 'daemon/cli/hook-claude-code.ts' },
+};
+
+/** In cli.js, a dynamic import of one of SEPARATE loads its file (see above). */
+const separateFiles: Plugin = {
+  name: 'separate-files',
+  setup(b) {
+    b.onResolve({ filter: /.*/ }, (args) => {
+      const separate = SEPARATE[args.path];
+      return args.kind === 'dynamic-import' && separate ? { path: `./${separate.file}`, external: true } : undefined;
+    });
+  },
+};
+
+/**
+ * prom-client is CommonJS: its file is an ES module whose named exports are prom-client's own (read from the installed
+ * package at build time), so `import('./prom-client.js')` gives daemon/metrics.ts the namespace it had in the bundle.
+ */
+const promClientEntry: Plugin = {
+  name: 'prom-client-entry',
+  setup(b) {
+    b.onResolve({ filter: /^prom-client-entry$/ }, () => ({ path: 'prom-client-entry', namespace: 'prom-client-entry' }));
+    b.onLoad({ filter: /.*/, namespace: 'prom-client-entry' }, () => {
+      const names = Object.keys(createRequire(join(ROOT, 'package.json'))('prom-client') as object);
+      const contents = `import prom from 'prom-client';\nexport const { ${names.join(', ')} } = prom;\nexport default prom;\n`;
+      return { contents, resolveDir: ROOT, loader: 'js' };
+    });
+  },
+};
+
+/**
+ * The build is CommonJS. Node starts a CommonJS main module without its ES module loader, which it otherwise sets up
+ * and uses to read the file asynchronously before running anything: 1.5-2% of the instructions to the first answer
+ * and, on a busy machine, more in waiting (20 interleaved starts: 1.81x a bare node:http server as ESM, 1.65x as
+ * CommonJS). The sources' few uses of import.meta.url get the file's URL, and the other files (mqtt.js, fleet.js,
+ * prom-client.js, cli-*.js) are still loaded with import(), which loads CommonJS too (with named exports, which
+ * esbuild marks for Node to find).
+ */
+const COMMONJS = {
+  format: 'cjs',
+  banner: { js: "const __ppsImportMetaUrl = require('node:url').pathToFileURL(__filename).href;" },
+  define: { 'import.meta.url': '__ppsImportMetaUrl' },
+} as const;
+
+/** The build is CommonJS wherever it is copied to, whatever package.json is (or is not) above it. */
+function markCommonJs(outdir: string): void {
+  writeFileSync(join(outdir, 'package.json'), `${JSON.stringify({ type: 'commonjs', private: true }, null, 2)}\n`);
+}
+
 export async function buildDist(outdir: string = join(ROOT, 'dist')): Promise<BuildResult> {
   mkdirSync(outdir, { recursive: true });
   const file = join(outdir, 'cli.js');
   const common = {
     bundle: true,
     platform: 'node',
-    format: 'esm',
+    ...COMMONJS,
     target: 'node20',
-    // Not minified: stack traces and logged errors keep readable names (keepNames would cost ~10 ms of start-up).
+    // Not minified (see above): stack traces and logged errors keep readable names and lines.
     sourcemap: 'linked',
     legalComments: 'eof',
-    banner: { js: "import { createRequire as __ppsCreateRequire } from 'node:module';\nconst require = __ppsCreateRequire(import.meta.url);" },
     logLevel: 'warning',
   } as const;
-  const [result, mqtt] = await Promise.all([
-    build({ ...common, entryPoints: [join(ROOT, 'daemon/cli.ts')], outfile: file, define: prebuiltPageDefine(), plugins: [zodEnglishOnly, mqttSeparate, fleetSeparate] }),
+  const [result, mqtt, ...separate] = await Promise.all([
+    build({ ...common, entryPoints: [join(ROOT, 'daemon/cli.ts')], outfile: file, define: { ...COMMONJS.define, ...prebuiltPageDefine() }, plugins: [zodEnglishOnly, mqttSeparate, fleetSeparate, separateFiles, pinoNoTransport] }),
     build({ ...common, entryPoints: [join(ROOT, 'daemon/mqtt/output.ts')], outfile: join(outdir, MQTT_FILE), plugins: [mqttTcpOnly] }),
+    ...Object.values(SEPARATE).map(({ file: name, entry }) =>
+      build({
+        ...common,
+        entryPoints: [entry === 'prom-client' ? 'prom-client-entry' : join(ROOT, entry)],
+        outfile: join(outdir, name),
+        plugins: [zodEnglishOnly, promClientEntry, pinoNoTransport],
+      }),
+    ),
   ]);
-  const fleet = await build({ ...common, entryPoints: [join(ROOT, 'daemon/fleet/command.ts')], outfile: join(outdir, FLEET_FILE), define: prebuiltPageDefine(), plugins: [zodEnglishOnly, mqttTcpOnly] });
-  const errors = [...result.errors, ...mqtt.errors, ...fleet.errors];
+  const fleet = await build({ ...common, entryPoints: [join(ROOT, 'daemon/fleet/command.ts')], outfile: join(outdir, FLEET_FILE), define: { ...COMMONJS.define, ...prebuiltPageDefine() }, plugins: [zodEnglishOnly, mqttTcpOnly] });
+  const errors = [...result.errors, ...mqtt.errors, ...separate.flatMap((r) => r.errors), ...fleet.errors];
   if (errors.length > 0) throw new Error(`esbuild failed: ${errors.map((e) => e.text).join('; ')}`);
   const hookFile = await buildHook(outdir);
-  // The bundle is ESM wherever it is copied to, whatever package.json is (or is not) above it.
-  writeFileSync(join(outdir, 'package.json'), `${JSON.stringify({ type: 'module', private: true }, null, 2)}\n`);
   return { file, bytes: statSync(file).size, hookFile };
 }
 
@@ -131,13 +218,13 @@ export async function buildHook(outdir: string = join(ROOT, 'dist')): Promise<st
     outfile: hookFile,
     bundle: true,
     platform: 'node',
-    format: 'esm',
+    ...COMMONJS,
     target: 'node20',
     legalComments: 'eof',
     logLevel: 'warning',
   });
   if (hook.errors.length > 0) throw new Error(`esbuild failed: ${hook.errors.map((e) => e.text).join('; ')}`);
-  writeFileSync(join(outdir, 'package.json'), `${JSON.stringify({ type: 'module', private: true }, null, 2)}\n`);
+  markCommonJs(outdir);
   return hookFile;
 }
 
@@ -158,6 +245,8 @@ export async function buildProtocol(outdir: string = join(ROOT, 'dist')): Promis
     logLevel: 'warning',
   });
   if (result.errors.length > 0) throw new Error(`esbuild failed: ${result.errors.map((e) => e.text).join('; ')}`);
+  // ES modules, for agents that import them, under dist/ whose package.json says CommonJS (see COMMONJS).
+  writeFileSync(join(outdir, 'protocol', 'package.json'), `${JSON.stringify({ type: 'module', private: true }, null, 2)}\n`);
 }
 
 if (process.argv[1] && resolve(process.argv[1]) === fileURLToPath(import.meta.url)) {

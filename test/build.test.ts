@@ -8,7 +8,7 @@ import { existsSync, readFileSync, rmSync } from 'node:fs';
 import { builtinModules } from 'node:module';
 import { join } from 'node:path';
 import { after, before, test } from 'node:test';
-import { buildDist } from '../scripts/build.ts';
+import { buildDist, SEPARATE } from '../scripts/build.ts';
 import { Producer, cleanEnv, tempDir, waitFor, waitForStatus, session, type LogLine } from './helpers/daemon.ts';
 
 let dir: string;
@@ -22,14 +22,43 @@ before(async () => {
 
 after(() => rmSync(dir, { recursive: true, force: true }));
 
-test('the build is one ESM file that imports nothing but Node built-ins', () => {
+test('the build is CommonJS files that import nothing but Node built-ins and each other', () => {
   assert.equal(bundle, join(dir, 'dist', 'cli.js'));
-  assert.deepEqual(JSON.parse(readFileSync(join(dir, 'dist', 'package.json'), 'utf8')), { type: 'module', private: true });
+  // CommonJS: Node starts it without setting up its ES module loader (scripts/build.ts, COMMONJS).
+  assert.deepEqual(JSON.parse(readFileSync(join(dir, 'dist', 'package.json'), 'utf8')), { type: 'commonjs', private: true });
+  for (const file of ['cli.js', ...Object.values(SEPARATE).map((s) => s.file)]) {
+    const source = readFileSync(join(dir, 'dist', file), 'utf8');
+    const imports = [...source.matchAll(/^import .* from ["']([^"']+)["'];?$/gm), ...source.matchAll(/\b(?:__)?require\(["']([^"']+)["']\)/g)].map((m) => m[1]!);
+    const external = imports.filter((spec) => !builtinModules.includes(spec.replace(/^node:/, '')));
+    assert.deepEqual([...new Set(external)], [], `${file}: no import of a package left for node_modules to resolve`);
+    assert.doesNotMatch(source, /node_modules\/tsx\//, `${file}: tsx is not part of the production start`);
+    // Files loaded on demand are imported by a path next to the importer, and are there.
+    for (const [, spec] of source.matchAll(/\bimport\(["'](\.\/[^"']+)["']\)/g)) assert.ok(existsSync(join(dir, 'dist', spec!)), `${file} imports ${spec}, which the build wrote`);
+  }
+});
+
+test('cli.js holds what serve runs and nothing it does not: prom-client, the other commands and pino transports are not in it', () => {
   const source = readFileSync(bundle, 'utf8');
-  const imports = [...source.matchAll(/^import .* from ["']([^"']+)["'];?$/gm), ...source.matchAll(/\b(?:__)?require\(["']([^"']+)["']\)/g)].map((m) => m[1]!);
-  const external = imports.filter((spec) => !builtinModules.includes(spec.replace(/^node:/, '')));
-  assert.deepEqual([...new Set(external)], [], 'no import of a package left for node_modules to resolve');
-  assert.doesNotMatch(source, /node_modules\/tsx\//, 'tsx is not part of the production start');
+  for (const [pattern, what] of [
+    [/node_modules\/prom-client\//, 'prom-client (its own file, loaded on the first /metrics scrape)'],
+    [/daemon\/cli\/(status|emit|hook-claude-code)\.ts/, 'the status, emit and hook commands (files of their own)'],
+    [/node_modules\/thread-stream\//, "pino's transports (never used: the daemon logs through pino.destination)"],
+  ] as const) {
+    assert.doesNotMatch(source, pattern, `cli.js does not carry ${what}`);
+  }
+  for (const { file } of Object.values(SEPARATE)) assert.ok(source.includes(`import("./${file}")`), `cli.js loads ${file} when it is needed`);
+});
+
+test('the other commands run from their own files under plain node', async () => {
+  for (const command of ['status', 'emit', 'hook']) {
+    const proc = spawn(process.execPath, [bundle, command, '--help'], { cwd: dir, env: cleanEnv(), stdio: ['ignore', 'pipe', 'pipe'] });
+    let out = '';
+    proc.stdout.setEncoding('utf8').on('data', (d: string) => (out += d));
+    proc.stderr.setEncoding('utf8').on('data', (d: string) => (out += d));
+    const [code] = (await once(proc, 'exit')) as [number | null];
+    assert.equal(code, 0, `${command} --help: ${out}`);
+    assert.match(out, new RegExp(`^Usage: pocketpaw-status ${command}\\b`), `${command} --help prints its usage`);
+  }
 });
 
 test('the bundle runs under plain node: ready, ingests, serves the snapshot, metrics and health, stops on SIGTERM', async () => {

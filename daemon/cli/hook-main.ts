@@ -6,4 +6,5 @@
 import { hookCommand } from './hook-claude-code.ts';
 
 const argv = process.argv.slice(2);
-await hookCommand(argv[0] === 'hook' ? argv.slice(1) : argv);
+// Not awaited at the top level: the bundle is CommonJS (scripts/build.ts); a failure ends the process all the same.
+void hookCommand(argv[0] === 'hook' ? argv.slice(1) : argv);

@@ -41,12 +41,12 @@ process.on('SIGTERM', () => process.exit(0));
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
-/** Waits `settleMs`, then takes the median of five samples 100 ms apart: one sample can catch a GC mid-way. */
-async function settledRss(server: ServerProcess, settleMs: number): Promise<number> {
+/** Waits `settleMs`, then takes the median of five samples `everyMs` apart: one sample can catch a GC mid-way. */
+async function settledRss(server: ServerProcess, settleMs: number, everyMs = 100): Promise<number> {
   await sleep(settleMs);
   const samples: number[] = [];
   for (let i = 0; i < 5; i++) {
-    if (i > 0) await sleep(100);
+    if (i > 0) await sleep(everyMs);
     samples.push(rssBytes(server.proc.pid!));
   }
   return samples.sort((a, b) => a - b)[2]!;
@@ -54,7 +54,17 @@ async function settledRss(server: ServerProcess, settleMs: number): Promise<numb
 
 export interface MemoryOptions {
   readonly bundle: string;
+  /** The wait after the 10,000 sessions arrived, before their RSS is sampled (default 3,000 ms). */
   readonly settleMs?: number;
+  /**
+   * The wait after start before the idle RSS is sampled, daemon and bare server alike (default: `settleMs`). An idle
+   * process's RSS is flat from about half a second after its first answer until V8's memory reducer runs (10 to 20 s),
+   * so the quick run waits less here; after the fill, the garbage of 10,000 events is still being collected for
+   * over a second (a 1 s settle read 2.27 KiB per session where 1.5 s read 2.00), so that wait is kept longer.
+   */
+  readonly idleSettleMs?: number;
+  /** Time between the five RSS samples of each reading (default 100 ms; the quick run's is shorter). */
+  readonly sampleEveryMs?: number;
   /** How many times the pair (daemon, bare server) is measured, alternating (see repeat.ts); default 3. */
   readonly repetitions?: number;
   /** Also the idle RSS this long after start (a reported figure, measured once); 0 or absent: not measured. */
@@ -65,12 +75,12 @@ export interface MemoryOptions {
  * One run of the daemon's side: a fresh daemon, its idle RSS, then 10,000 sessions and its RSS again. A fresh process
  * each run: RSS seldom goes down once it has gone up, so a second fill of the same process would measure nothing.
  */
-async function daemonRun(bundle: string, settleMs: number): Promise<Record<string, number>> {
+async function daemonRun(bundle: string, idleSettleMs: number, settleMs: number, everyMs: number): Promise<Record<string, number>> {
   const daemon = await startCompiledDaemon(bundle, sessionCapArgs(bundle, SESSIONS));
   try {
-    const idle = await settledRss(daemon, settleMs);
+    const idle = await settledRss(daemon, idleSettleMs, everyMs);
     await sendAndFence(daemon.socket, sessionEvents(SESSIONS, 'mem'));
-    const loaded = await settledRss(daemon, settleMs);
+    const loaded = await settledRss(daemon, settleMs, everyMs);
     // Checked after the samples: the snapshot of 10,000 sessions is itself a few MB of garbage.
     const res = await fetch(`${daemon.url}/api/v1/agent/status`);
     const body = (await res.json()) as { global?: { active_sessions?: unknown } };
@@ -83,10 +93,10 @@ async function daemonRun(bundle: string, settleMs: number): Promise<Record<strin
   }
 }
 
-async function bareRun(settleMs: number): Promise<Record<string, number>> {
+async function bareRun(settleMs: number, everyMs: number): Promise<Record<string, number>> {
   const bare = await startNodeScript(BARE_SERVER);
   try {
-    return { idle: (await settledRss(bare, settleMs)) / MB };
+    return { idle: (await settledRss(bare, settleMs, everyMs)) / MB };
   } finally {
     await bare.stop();
   }
@@ -114,12 +124,13 @@ async function longIdle(bundle: string, ms: number): Promise<Figure> {
 
 export async function benchMemory(options: MemoryOptions): Promise<Figure[]> {
   const settleMs = options.settleMs ?? 3000;
+  const idleSettleMs = options.idleSettleMs ?? settleMs;
   const n = SESSIONS.toLocaleString('en-US');
   const figures = await repeatPairs({
     name: 'memory',
     repetitions: options.repetitions ?? 3,
-    value: () => daemonRun(options.bundle, settleMs),
-    baseline: () => bareRun(settleMs),
+    value: () => daemonRun(options.bundle, idleSettleMs, settleMs, options.sampleEveryMs ?? 100),
+    baseline: () => bareRun(idleSettleMs, options.sampleEveryMs ?? 100),
     figures: [
       { name: 'memory: idle RSS, compiled daemon', unit: 'MB', value: 'idle', baseline: 'idle', goal: '<= 1.12' },
       { name: `memory: RSS with ${n} live sessions`, unit: 'MB', value: 'loaded', baseline: 'idle', goal: null },

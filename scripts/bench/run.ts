@@ -92,15 +92,15 @@ function benches(quick: boolean): Bench[] {
     {
       name: 'SSE fan-out',
       run: () =>
-        benchSse({ ...(quick ? { clients: [1000], events: 10, minDeliveries: 10_000 } : { clients: [100, 1000, 5000], events: 40 }), repetitions: REPETITIONS }),
+        benchSse({ ...(quick ? { clients: [1000], events: 10, minDeliveries: 10_000, settleMs: 250 } : { clients: [100, 1000, 5000], events: 40 }), repetitions: REPETITIONS }),
     },
-    { name: 'REST', run: (b) => benchRest({ bundle: needs(b), seconds: quick ? 2 : 10, warmupSeconds: quick ? 1 : 2, repetitions: REPETITIONS }) },
-    { name: 'start-up', run: (b) => benchStartup({ bundle: needs(b), runs: quick ? 1 : 3, repetitions: REPETITIONS }) },
+    { name: 'REST', run: (b) => benchRest({ bundle: needs(b), seconds: quick ? 1 : 10, warmupSeconds: quick ? 0.5 : 2, repetitions: REPETITIONS }) },
+    { name: 'start-up', run: (b) => benchStartup({ bundle: needs(b), runs: quick ? 1 : 3, repetitions: REPETITIONS, warmup: !quick }) },
     {
       name: 'memory',
-      run: (b) => benchMemory({ bundle: needs(b), settleMs: quick ? 1500 : 3000, repetitions: REPETITIONS, longIdleMs: quick ? 0 : 30_000 }),
+      run: (b) => benchMemory({ bundle: needs(b), settleMs: quick ? 1500 : 3000, idleSettleMs: quick ? 500 : 3000, sampleEveryMs: quick ? 40 : 100, repetitions: REPETITIONS, longIdleMs: quick ? 0 : 30_000 }),
     },
-    { name: 'hook', run: (b) => benchHook({ bundle: needs(b), runs: quick ? 3 : 10, repetitions: REPETITIONS }) },
+    { name: 'hook', run: (b) => benchHook({ bundle: needs(b), runs: quick ? 2 : 10, repetitions: REPETITIONS }) },
     { name: 'CPU per event', run: (b) => benchScale({ bundle: needs(b), events: quick ? 400 : 2000, repetitions: REPETITIONS }) },
     { name: 'MQTT', run: async () => (await import('./mqtt.ts')).benchMqtt({ ...(quick ? { samples: 300, warmup: 50 } : {}), repetitions: REPETITIONS }) },
     {

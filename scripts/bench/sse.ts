@@ -159,7 +159,7 @@ interface Run {
   lost: number;
 }
 
-async function measure(target: Target, clients: number, events: number): Promise<Run> {
+async function measure(target: Target, clients: number, events: number, settleMs: number): Promise<Run> {
   const producer = net.connect(target.socket);
   await new Promise((r) => producer.once('connect', r));
   const line = (o: object) => `${JSON.stringify(o)}\n`;
@@ -168,7 +168,7 @@ async function measure(target: Target, clients: number, events: number): Promise
 
   const rssBefore = rssBytes(target.proc.pid!);
   const subs = await subscribe(target.url, clients);
-  await new Promise((r) => setTimeout(r, 1500));
+  await new Promise((r) => setTimeout(r, settleMs));
   const rssConnected = rssBytes(target.proc.pid!);
 
   const sentAt = new Map<number, number>();
@@ -216,6 +216,8 @@ export interface SseOptions {
   readonly clients?: number[];
   readonly events?: number;
   readonly minDeliveries?: number;
+  /** The wait between the last client connected and the RSS read (default 1,500 ms; the quick run's is shorter). */
+  readonly settleMs?: number;
   /** How many times each pair (daemon, bare server) is measured, alternating, in fresh processes (see repeat.ts). */
   readonly repetitions?: number;
 }
@@ -230,7 +232,7 @@ export async function benchSse(options: SseOptions = {}): Promise<Figure[]> {
       const target = await startTarget(name);
       let run: Run;
       try {
-        run = await measure(target, n, events);
+        run = await measure(target, n, events, options.settleMs ?? 1500);
       } finally {
         await stopTarget(target);
       }

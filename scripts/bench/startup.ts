@@ -140,6 +140,12 @@ export interface StartupOptions {
   /** How many times the pair (daemon variants, bare node) is measured, alternating (see repeat.ts); default 3. */
   readonly repetitions?: number;
   readonly bundle?: string;
+  /**
+   * One unmeasured start of each variant first, so the first measured start does not read the files from disk
+   * (default true). `npm run bench -- --quick` skips it: by then its earlier benchmarks have started the daemon both
+   * ways and the build has just written the bundle, so every file is in the page cache already.
+   */
+  readonly warmup?: boolean;
 }
 
 export async function benchStartup(options: StartupOptions = {}): Promise<Figure[]> {
@@ -168,7 +174,7 @@ export async function measureStartup(options: StartupOptions = {}): Promise<Star
       { key: 'command', name: 'tsx command', args: (port, socket) => [tsxCli, join(ROOT, 'daemon/cli.ts'), 'serve', '--port', String(port), '--socket', socket, '--state-dir', 'none'] },
     ];
     // One warm-up start each (file cache), then the variants interleaved so that drift on a busy machine hits all alike.
-    for (const v of [bare, ...variants]) await startOnce(v, dir);
+    if (options.warmup ?? true) for (const v of [bare, ...variants]) await startOnce(v, dir);
     const figures = await repeatPairs({
       name: 'start-up',
       repetitions: options.repetitions ?? 3,
