@@ -194,9 +194,15 @@ else
   # The build runs from the checkout (its node_modules) and writes only to the temporary directory.
   run "$BUILD_NODE" --import tsx "$REPO/scripts/build.ts" --outdir "$BUILD_DIR/dist"
 fi
-for file in cli.js cli.js.map mqtt.js mqtt.js.map package.json; do
-  install_file "$BUILD_DIR_SHOWN/dist/$file" "$R$PREFIX/dist/$file" 0644
-done
+# Every file of the build: cli.js loads the others (mqtt.js, fleet.js, prom-client.js, the other commands) on demand.
+if ((DRY_RUN)); then
+  install_file "$BUILD_DIR_SHOWN/dist/cli.js" "$R$PREFIX/dist/cli.js" 0644
+  note "and every other file the build writes next to it (dist/*.js, their source maps, package.json)"
+else
+  for src in "$BUILD_DIR/dist"/*.js "$BUILD_DIR/dist"/*.js.map "$BUILD_DIR/dist/package.json"; do
+    install_file "$src" "$R$PREFIX/dist/${src##*/}" 0644
+  done
+fi
 
 # --- 3. the units ---
 

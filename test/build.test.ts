@@ -4,7 +4,7 @@
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import { once } from 'node:events';
-import { existsSync, readFileSync, rmSync } from 'node:fs';
+import { existsSync, readFileSync, renameSync, rmSync } from 'node:fs';
 import { builtinModules } from 'node:module';
 import { join } from 'node:path';
 import { after, before, test } from 'node:test';
@@ -100,6 +100,12 @@ test('the bundle runs under plain node: ready, ingests, serves the snapshot, met
     const page = await fetch(`${url}/`);
     assert.equal(page.status, 200, await page.clone().text());
     assert.match(page.headers.get('content-type') ?? '', /^text\/html/);
+    // prom-client is a file of its own, loaded on the first scrape: while it is missing (an install that left it out)
+    // /metrics answers 500, and once it is back the next scrape works (a failed load is not kept).
+    const promClient = join(dir, 'dist', 'prom-client.js');
+    renameSync(promClient, `${promClient}.away`);
+    assert.equal((await fetch(`${url}/metrics`)).status, 500);
+    renameSync(`${promClient}.away`, promClient);
     const metrics = await fetch(`${url}/metrics`);
     assert.equal(metrics.status, 200);
     assert.match(await metrics.text(), /^pocketpaw_status_events_ingested_total\{type="agent_start"\} 1$/m);

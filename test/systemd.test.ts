@@ -266,6 +266,12 @@ test('install-systemd.sh into a staging root: user, bundle, units, a 0600 key, e
     const help = spawnSync(process.execPath, [bundle, 'serve', '--help'], { encoding: 'utf8', cwd: root });
     assert.equal(help.status, 0, help.stderr);
     assert.match(help.stdout, /Usage: pocketpaw-status serve/);
+    // cli.js loads the rest of the build on demand (/metrics, the other commands, MQTT, the fleet): all of it is there.
+    const loaded = [...readFileSync(bundle, 'utf8').matchAll(/import\("\.\/([\w.-]+\.js)"\)/g)].map((m) => m[1]!);
+    assert.ok(loaded.includes('prom-client.js') && loaded.includes('cli-status.js'), `cli.js loads its parts by name: ${loaded.join(', ')}`);
+    for (const file of loaded) assert.ok(existsSync(join(root, 'opt/pocketpaw-status/dist', file)), `${file} is installed beside cli.js`);
+    const status = spawnSync(process.execPath, [bundle, 'status', '--help'], { encoding: 'utf8', cwd: root });
+    assert.equal(status.status, 0, status.stderr);
 
     const mtimes = () => UNITS.map((u) => statSync(join(root, 'etc/systemd/system', u)).mtimeMs).concat(statSync(bundle).mtimeMs, statSync(keyFile).mtimeMs);
     const before = mtimes();
