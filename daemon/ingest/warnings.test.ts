@@ -52,7 +52,7 @@ test('a burst: the first N lines of a window are written, at the level asked for
   } as unknown as Logger;
   const limiter = new WarningLimiter(log, () => now, 10_000, 3);
   for (let i = 0; i < 10; i++) limiter.info('agent_connected', { producer: i }, 'agent connected');
-  assert.deepEqual(lines.map((l) => [l.level, l.fields.producer]), [['info', 0], ['info', 1], ['info', 2]]);
+  assert.deepEqual(lines.map((l) => [l.level, l.fields.producer, l.fields.limited, l.fields.warning]), [0, 1, 2].map((i) => ['info', i, 'agent_connected', undefined]));
   now = 10_000;
   limiter.flush();
   assert.equal(lines.length, 4);

@@ -12,6 +12,12 @@ export const WARNING_WINDOW_MS = 10_000;
 
 type Level = 'warn' | 'info';
 
+/**
+ * The field naming the kind of line (the key it is limited by), so a summary can be matched with its lines: `warning`
+ * on warnings, `limited` on info lines (a consumer counting `warning` fields must not count agents connecting).
+ */
+const TAG: Readonly<Record<Level, string>> = { warn: 'warning', info: 'limited' };
+
 interface Entry {
   /** When the window began: the first line for this reason in it was written then. */
   at: number;
@@ -47,7 +53,7 @@ export class WarningLimiter {
     if (entry && now - entry.at < this.windowMs) {
       if (entry.written < this.burst) {
         entry.written++;
-        this.log[level]({ ...fields, warning: reason }, msg);
+        this.log[level]({ ...fields, [TAG[level]]: reason }, msg);
         return;
       }
       entry.suppressed++;
@@ -56,9 +62,8 @@ export class WarningLimiter {
     }
     const suppressed = entry?.suppressed ?? 0;
     this.entries.set(reason, { at: now, written: 1, suppressed: 0, msg, level });
-    // `warning` names the kind of line (the key it is limited by), so a summary can be matched with its lines.
-    if (suppressed === 0) this.log[level]({ ...fields, warning: reason }, msg);
-    else this.log[level]({ ...fields, warning: reason, suppressed }, `${msg} (${suppressed} more like it not logged in the ${this.windowMs / 1000} s before)`);
+    if (suppressed === 0) this.log[level]({ ...fields, [TAG[level]]: reason }, msg);
+    else this.log[level]({ ...fields, [TAG[level]]: reason, suppressed }, `${msg} (${suppressed} more like it not logged in the ${this.windowMs / 1000} s before)`);
   }
 
   /** Logs the counts of windows that ended without another warning to carry them. Call it every second or so. */
@@ -70,7 +75,7 @@ export class WarningLimiter {
         this.entries.delete(reason);
         continue;
       }
-      this.log[entry.level]({ warning: reason, suppressed: entry.suppressed }, `${entry.suppressed} more like this not logged in the last ${this.windowMs / 1000} s: ${entry.msg}`);
+      this.log[entry.level]({ [TAG[entry.level]]: reason, suppressed: entry.suppressed }, `${entry.suppressed} more like this not logged in the last ${this.windowMs / 1000} s: ${entry.msg}`);
       // The summary opens a window of its own, with its line spent.
       this.entries.set(reason, { at: now, written: this.burst, suppressed: 0, msg: entry.msg, level: entry.level });
     }

@@ -274,12 +274,19 @@ export class SseHub {
 
   private tick(): void {
     this.immediate = null;
+    // A client that takes transitions may get several frames this turn (each transition, then the status): its socket
+    // is corked until the turn's frames are written, so they leave in one writev, as `res.write` would send them.
+    let corked: Socket[] | null = null;
     if (this.pending.length > 0) {
       const entries = this.pending;
       this.pending = [];
       const now = this.clock();
       for (const c of this.clients) {
         if (!c.transitions) continue;
+        if (c.socket !== null && !c.paused) {
+          c.socket.cork();
+          (corked ??= []).push(c.socket);
+        }
         for (const entry of entries) this.sendTransition(c, entry, now);
       }
     }
@@ -289,6 +296,7 @@ export class SseHub {
       if (wait <= 0) this.flushStatus();
       else this.scheduleStatus(wait);
     }
+    if (corked !== null) for (const socket of corked) socket.uncork();
   }
 
   private scheduleStatus(wait: number): void {
@@ -339,8 +347,10 @@ export class SseHub {
         flush.retryAt = Math.min(flush.retryAt, eligibleAt);
         continue;
       }
+      const renderings = this.stats.renderings;
       this.sendStatus(c, now, flush.fresh);
-      if (++served % CLOCK_EVERY !== 0) continue;
+      // The clock is read after every rendering (the costly part), else once per CLOCK_EVERY clients.
+      if (++served % CLOCK_EVERY !== 0 && this.stats.renderings === renderings) continue;
       now = this.clock();
       if (now - start >= FLUSH_SLICE_MS && flush.next < flush.clients.length) {
         flush.immediate = setImmediate(() => this.continueFlush());
