@@ -10,7 +10,7 @@ import { join } from 'node:path';
 import { after, describe, test } from 'node:test';
 import { defaultSocketPath } from '../protocol/socket-path.ts';
 import { skipWithout } from './helpers/tools.ts';
-import { cleanEnv, ROOT, session, sessionViews, startDaemon, tempDir, waitFor, waitForStatus, type StatusBody, type TestDaemon } from './helpers/daemon.ts';
+import { cleanEnv, eachLine, ROOT, session, sessionViews, startDaemon, tempDir, waitFor, waitForStatus, type StatusBody, type TestDaemon } from './helpers/daemon.ts';
 
 const DRIVER = String.raw`
 import collections.abc, json, sys
@@ -73,17 +73,12 @@ class PythonAgent {
   private stderr = '';
 
   constructor(readonly proc: ChildProcessWithoutNullStreams) {
-    let partial = '';
-    proc.stdout.setEncoding('utf8').on('data', (chunk: string) => {
-      const parts = (partial + chunk).split('\n');
-      partial = parts.pop()!;
-      for (const line of parts) {
-        if (this.waiting) {
-          const w = this.waiting;
-          this.waiting = null;
-          w(line);
-        } else this.lines.push(line);
-      }
+    eachLine(proc.stdout, (line) => {
+      if (this.waiting) {
+        const w = this.waiting;
+        this.waiting = null;
+        w(line);
+      } else this.lines.push(line);
     });
     proc.stderr.setEncoding('utf8').on('data', (d: string) => (this.stderr += d));
   }

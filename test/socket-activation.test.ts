@@ -10,7 +10,7 @@ import { existsSync, lstatSync, renameSync, rmSync } from 'node:fs';
 import net, { type AddressInfo } from 'node:net';
 import { join } from 'node:path';
 import { test } from 'node:test';
-import { CLI, ROOT, Producer, cleanEnv, sendOnce, session, tempDir, waitFor, waitForStatus, type LogLine } from './helpers/daemon.ts';
+import { CLI, ROOT, Producer, cleanEnv, eachLine, sendOnce, session, tempDir, waitFor, waitForStatus, type LogLine } from './helpers/daemon.ts';
 
 /** The descriptor behind a listening server: Node has no public accessor, and spawn() needs the number. */
 function fdOf(server: net.Server): number {
@@ -91,12 +91,7 @@ async function activate(names = 'ingest:http'): Promise<Activated> {
   await new Promise<void>((resolve) => tcp.close(() => resolve()));
 
   const stderr: string[] = [];
-  let partial = '';
-  proc.stderr!.setEncoding('utf8').on('data', (chunk: string) => {
-    const lines = (partial + chunk).split('\n');
-    partial = lines.pop()!;
-    stderr.push(...lines);
-  });
+  eachLine(proc.stderr!, (line) => stderr.push(line));
   const exited = once(proc, 'exit') as Promise<[number | null, NodeJS.Signals | null]>;
   const logs = () => parseLogs(stderr);
   return {

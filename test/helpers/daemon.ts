@@ -7,6 +7,8 @@ import net from 'node:net';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { once } from 'node:events';
+import { createInterface } from 'node:readline';
+import type { Readable } from 'node:stream';
 import { fileURLToPath } from 'node:url';
 
 export const ROOT = resolve(fileURLToPath(import.meta.url), '../../..');
@@ -94,25 +96,13 @@ export async function startDaemon(options: StartOptions = {}): Promise<TestDaemo
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   const stderr: string[] = [];
-  let partial = '';
   let onLine: ((line: string) => void) | null = null;
-  proc.stderr!.setEncoding('utf8');
-  proc.stderr!.on('data', (chunk: string) => {
-    const lines = (partial + chunk).split('\n');
-    partial = lines.pop()!;
-    for (const line of lines) {
-      stderr.push(line);
-      onLine?.(line);
-    }
+  eachLine(proc.stderr!, (line) => {
+    stderr.push(line);
+    onLine?.(line);
   });
   const stdoutLines: string[] = [];
-  let stdoutPartial = '';
-  proc.stdout!.setEncoding('utf8');
-  proc.stdout!.on('data', (chunk: string) => {
-    const lines = (stdoutPartial + chunk).split('\n');
-    stdoutPartial = lines.pop()!;
-    stdoutLines.push(...lines);
-  });
+  eachLine(proc.stdout!, (line) => stdoutLines.push(line));
   const exited = once(proc, 'exit') as Promise<[number | null, NodeJS.Signals | null]>;
 
   const url = await new Promise<string>((resolveUrl, reject) => {
@@ -301,4 +291,9 @@ export interface SessionView {
 /** The snapshot's sessions, in its order, without their timing fields. */
 export function sessionViews(s: StatusBody): SessionView[] {
   return s.sessions.map((x) => ({ key: x.session_key, title: x.title, state: x.state, tool: x.tool_name, tokens: x.token_usage, error: x.error_message }));
+}
+
+/** Calls `onLine` with each line a child's output stream writes, as it arrives (node:readline does the framing). */
+export function eachLine(stream: Readable, onLine: (line: string) => void): void {
+  createInterface({ input: stream, crlfDelay: Infinity }).on('line', onLine);
 }

@@ -5,7 +5,7 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
 import type { FleetStatusResponse } from '../../protocol/fleet.ts';
-import { CLI, ROOT, cleanEnv, waitFor, type LogLine } from './daemon.ts';
+import { CLI, ROOT, cleanEnv, eachLine, waitFor, type LogLine } from './daemon.ts';
 
 export interface TestFleet {
   readonly url: string;
@@ -22,13 +22,7 @@ export async function startFleet(brokerUrl: string, args: string[] = [], env: Re
     stdio: ['ignore', 'ignore', 'pipe'],
   });
   const stderr: string[] = [];
-  let partial = '';
-  proc.stderr!.setEncoding('utf8');
-  proc.stderr!.on('data', (chunk: string) => {
-    const lines = (partial + chunk).split('\n');
-    partial = lines.pop()!;
-    stderr.push(...lines);
-  });
+  eachLine(proc.stderr!, (line) => stderr.push(line));
   const exited = once(proc, 'exit') as Promise<[number | null, NodeJS.Signals | null]>;
   let gone = false;
   void exited.then(() => (gone = true));

@@ -16,7 +16,7 @@ import { join } from 'node:path';
 import { after, test } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { StatusEmitter, type EmitterEvent } from '../../protocol/emitter.ts';
-import { cleanEnv, getStatus, ROOT, sessionViews, startDaemon, tempDir, waitFor, type SessionView, type StatusBody, type TestDaemon } from '../helpers/daemon.ts';
+import { cleanEnv, eachLine, getStatus, ROOT, sessionViews, startDaemon, tempDir, waitFor, type SessionView, type StatusBody, type TestDaemon } from '../helpers/daemon.ts';
 import { skipWithout } from '../helpers/tools.ts';
 
 const DRIVER = join(ROOT, 'test/reliability/fixtures/emitter-driver.py');
@@ -116,15 +116,10 @@ class PythonEmitter {
       env: cleanEnv({ PYTHONPATH: join(ROOT, 'protocol/python') }),
       stdio: ['pipe', 'pipe', 'pipe'],
     });
-    let partial = '';
-    this.proc.stdout.setEncoding('utf8').on('data', (chunk: string) => {
-      const lines = (partial + chunk).split('\n');
-      partial = lines.pop()!;
-      for (const line of lines) {
-        const w = this.waiting.shift();
-        if (w) w(line);
-        else this.answers.push(line);
-      }
+    eachLine(this.proc.stdout, (line) => {
+      const w = this.waiting.shift();
+      if (w) w(line);
+      else this.answers.push(line);
     });
     this.proc.stderr.setEncoding('utf8').on('data', (d: string) => (this.stderr += d));
   }
